@@ -1,0 +1,102 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import type { WebClient } from '@slack/web-api';
+import type { Plan } from '../domain/plan.js';
+import type { CreateRequest } from '../domain/request-schema.js';
+import type { RequestState } from '../domain/request-state.js';
+import { renderEscalationNotice, renderRequestMessage, type SlackMessage } from '../domain/slack-message.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { SlackRef } from '../workflows/messages.js';
+
+export interface SlackActivityDeps {
+  /** null when no bot token is configured: messages are skipped, decisions still work (API, signals). */
+  slack: WebClient | null;
+  metrics: Metrics;
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface MessageInput {
+  request: CreateRequest;
+  plan: Plan;
+  state: RequestState;
+}
+
+/** Slack errors that retrying cannot fix. */
+const PERMANENT = new Set([
+  'channel_not_found',
+  'not_in_channel',
+  'is_archived',
+  'invalid_auth',
+  'not_authed',
+  'account_inactive',
+  'invalid_blocks',
+  'msg_too_long',
+  'message_not_found',
+  'cant_update_message',
+]);
+
+export function createSlackActivities({ slack, metrics }: SlackActivityDeps) {
+  async function call<T>(method: string, fn: (client: WebClient) => Promise<T>): Promise<T | null> {
+    if (!slack) return null;
+    try {
+      const result = await fn(slack);
+      metrics.slackApiCalls.inc({ method, outcome: 'ok' });
+      return result;
+    } catch (err) {
+      throw classify(method, err, metrics);
+    }
+  }
+
+  return {
+    async postRequestMessage({ request, plan, state }: MessageInput): Promise<SlackRef | null> {
+      const channel = plan.channel ?? plan.dmFallbackUser;
+      if (!channel) return null;
+      const msg = renderRequestMessage(request, plan, state);
+      const res = await call('chat.postMessage', (c) => c.chat.postMessage({ channel, ...msg }));
+      return res?.ts && res.channel ? { channel: res.channel, ts: res.ts } : null;
+    },
+
+    async updateRequestMessage({ request, plan, state, ref }: MessageInput & { ref: SlackRef }): Promise<void> {
+      const msg = renderRequestMessage(request, plan, state);
+      await call('chat.update', (c) => c.chat.update({ channel: ref.channel, ts: ref.ts, ...msg }));
+    },
+
+    async postEscalationNotice({ request, plan, state, ref }: MessageInput & { ref: SlackRef | null }): Promise<void> {
+      const notice: SlackMessage = renderEscalationNotice(request, state);
+      if (ref)
+        await call('chat.postMessage', (c) =>
+          c.chat.postMessage({ channel: ref.channel, thread_ts: ref.ts, ...notice }),
+        );
+      const channel = plan.escalation?.channel;
+      if (channel) await call('chat.postMessage', (c) => c.chat.postMessage({ channel, ...notice }));
+    },
+  };
+}
+
+export type SlackActivities = ReturnType<typeof createSlackActivities>;
+
+interface SlackishError {
+  code?: string;
+  data?: { error?: string };
+  retryAfter?: number;
+  statusCode?: number;
+}
+
+/** Maps a WebClient error to a Temporal failure: 429 honours Retry-After, permanent errors stop retries. */
+function classify(method: string, err: unknown, metrics: Metrics): Error {
+  const e = err as SlackishError;
+  if (e.code === 'slack_webapi_rate_limited_error') {
+    metrics.slackApiCalls.inc({ method, outcome: 'rate_limited' });
+    return ApplicationFailure.create({
+      type: 'slack_rate_limited',
+      message: `${method} rate limited by Slack`,
+      nextRetryDelay: `${Math.max(1, e.retryAfter ?? 1)}s`,
+    });
+  }
+  const slackError = e.data?.error;
+  if (slackError && PERMANENT.has(slackError)) {
+    metrics.slackApiCalls.inc({ method, outcome: 'error' });
+    return ApplicationFailure.nonRetryable(`${method} failed: ${slackError}`, `slack_${slackError}`);
+  }
+  metrics.slackApiCalls.inc({ method, outcome: 'error' });
+  return ApplicationFailure.retryable(`${method} failed: ${slackError ?? (err as Error).message}`, 'slack_unavailable');
+}

@@ -1,0 +1,22 @@
+import type { Config } from '../config/env.js';
+import type { AuditLog } from '../observability/audit.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { PolicyStore } from './policy-store.js';
+import type { ReplayCache } from './replay-cache.js';
+import type { RequestGateway } from './requests.js';
+import type { TokenSigner } from './security.js';
+import type { SlackInteractions } from '../slack/interactions.js';
+
+/** Everything the HTTP layer needs, assembled by the composition root (api/main.ts or dev/start.ts). */
+export interface ApiDeps {
+  config: Config;
+  gateway: RequestGateway;
+  policy: PolicyStore;
+  tokens: TokenSigner;
+  metrics: Metrics;
+  audit: AuditLog;
+  replayCache: ReplayCache;
+  slack: SlackInteractions;
+  /** Resolves when Temporal answers; `/readyz` uses it. */
+  checkTemporal: () => Promise<void>;
+}

@@ -1,0 +1,33 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ApiDeps } from '../deps.js';
+import { HttpError } from '../errors.js';
+import { safeEqual } from '../security.js';
+
+/** Admin routes answer 401 to everyone unless ADMIN_TOKEN is set and presented. */
+export function requireAdmin(deps: ApiDeps, req: FastifyRequest): void {
+  const expected = deps.config.ADMIN_TOKEN;
+  const given = req.headers['x-admin-token'];
+  if (!expected || typeof given !== 'string' || !safeEqual(given, expected)) {
+    deps.metrics.securityEvents.inc({ type: 'unauthorized' });
+    throw new HttpError(401, 'unauthorized');
+  }
+}
+
+export function adminRoutes(deps: ApiDeps) {
+  return async (app: FastifyInstance) => {
+    app.post('/api/admin/reload-policy', async (req, reply) => {
+      requireAdmin(deps, req);
+      try {
+        const loaded = await deps.policy.reload();
+        const actions = Object.keys(loaded.policy.actions);
+        deps.metrics.policyReloads.inc({ source: 'api' });
+        deps.audit.emit({ event: 'policy_reloaded', actor: 'admin', source: 'api', hash: loaded.hash, actions });
+        return { ok: true, actions, hash: loaded.hash };
+      } catch (err) {
+        const detail = (err as Error).message;
+        deps.audit.emit({ event: 'policy_reload_failed', actor: 'admin', source: 'api', detail });
+        return reply.code(500).send({ error: 'reload_failed', detail });
+      }
+    });
+  };
+}

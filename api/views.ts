@@ -1,0 +1,51 @@
+import { isTerminal } from '../domain/request-state.js';
+import type { RequestView } from '../workflows/messages.js';
+
+function approverIds(view: RequestView): string[] {
+  return view.approvals.map((a) => a.userId);
+}
+
+/** Body of `GET|POST /api/guard/wait`: terminal answers carry the effective params the agent may run. */
+export function waitBody(view: RequestView) {
+  const terminal = isTerminal(view.status);
+  return {
+    requestId: view.requestId,
+    action: view.action,
+    status: view.status,
+    terminal,
+    approvers: approverIds(view),
+    approvalsCount: view.approvals.length,
+    minApprovals: view.minApprovals,
+    personaState: view.personaState,
+    escalated: view.escalated,
+    expiresAt: view.expiresAt,
+    decidedAt: view.decidedAt,
+    decidedBy: view.decidedBy,
+    reason: view.reason,
+    payloadHash: view.payloadHash,
+    version: view.version,
+    ...(terminal ? { effectiveParams: view.effectiveParams, overridden: view.overrides.length > 0 } : {}),
+  };
+}
+
+/** Body of `GET /api/guard/status` (SPEC section 3). */
+export function statusBody(view: RequestView) {
+  return {
+    requestId: view.requestId,
+    action: view.action,
+    status: view.status,
+    approvalsCount: view.approvals.length,
+    minApprovals: view.minApprovals,
+    approvers: approverIds(view),
+    requiredPersonas: Object.keys(view.personaState),
+    personaState: view.personaState,
+    escalated: view.escalated,
+    createdAt: view.createdAt,
+    expiresAt: view.expiresAt,
+    decidedAt: view.decidedAt,
+    decidedBy: view.decidedBy,
+    payloadHash: view.payloadHash,
+    overrides: view.overrides.map((o) => ({ by: o.by, at: o.at, keys: Object.keys(o.diff) })),
+    version: view.version,
+  };
+}

@@ -1,0 +1,76 @@
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === '' ? undefined : v));
+const hostPort = z.string().regex(/^[\w.-]+:\d{1,5}$/, 'must be host:port');
+
+/** Every environment variable of the runbook and SPEC section 8, parsed once at start-up. */
+export const envSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    PORT: int(0, 65535).default(8080),
+    HOST: z.string().default('0.0.0.0'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+    TEMPORAL_ADDRESS: hostPort.optional(),
+    TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+    TEMPORAL_TASK_QUEUE: z.string().min(1).default('approval-guard'),
+    TEMPORAL_DEV_DB: z.string().min(1).default('.data/temporal.sqlite'),
+    TEMPORAL_DEV_PORT: int(1, 65535).default(7233),
+    TEMPORAL_UI_PORT: int(0, 65535).default(8233),
+    TEMPORAL_METRICS_PORT: int(1, 65535).optional(),
+
+    POLICY_PATH: z.string().min(1).default('policies/policy.yaml'),
+    TOKEN_SECRET: optionalString,
+    ADMIN_TOKEN: optionalString,
+    AGENT_API_KEYS: optionalString,
+
+    SLACK_SIGNING_SECRET: optionalString,
+    SLACK_BOT_TOKEN: optionalString,
+    SLACK_API_URL: z.url().optional(),
+    SLACK_UPDATE_QUEUE: bool.default(false),
+
+    OVERRIDE_MAX_KEYS: int(1).default(10),
+    OVERRIDE_MAX_CHARS: int(1).default(2000),
+    RATE_LIMIT_CAPACITY: int(1).default(60),
+    RATE_LIMIT_REFILL_PER_SEC: z.coerce.number().positive().default(1),
+    REDIS_URL: optionalString,
+    /** Superseded by Temporal (the store); accepted so existing deployments keep starting. */
+    STORE_BACKEND: z.enum(['memory', 'redis']).optional(),
+    /** Superseded by workflow timers; accepted so existing deployments keep starting. */
+    SCHEDULER_INTERVAL_MS: int(1).optional(),
+
+    TRACING_ENABLED: bool.default(false),
+    TRACING_EXPORTER: z.enum(['console', 'otlp']).default('console'),
+    AUDIT_FILE: optionalString,
+
+    RETENTION_MAX_AGE_SEC: int(1).default(7 * 24 * 3600),
+    RETENTION_SWEEP_INTERVAL_SEC: int(1).default(3600),
+    RETENTION_ARCHIVE_DIR: z.string().min(1).default('.data/archive'),
+  })
+  .superRefine((env, ctx) => {
+    if (env.NODE_ENV !== 'production') return;
+    for (const key of ['SLACK_SIGNING_SECRET', 'SLACK_BOT_TOKEN', 'TOKEN_SECRET', 'ADMIN_TOKEN'] as const) {
+      if (!env[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'is required when NODE_ENV=production' });
+    }
+  });
+
+export type Config = z.infer<typeof envSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses the environment; a bad value throws one error naming every offending variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+  throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+}

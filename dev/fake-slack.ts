@@ -1,0 +1,545 @@
+/**
+ * A fake Slack Web API: a real HTTP server on loopback that speaks the wire protocol the @slack/web-api WebClient
+ * uses (`POST /api/<method>`, form or JSON bodies, bearer token, `{ok, error}` envelopes, 429 + Retry-After).
+ * Tests point `slackApiUrl` at `fake.url`, then assert on the recorded calls and the message store, and inject
+ * faults to exercise retries. Runnable on its own: `tsx dev/fake-slack.ts --port 3999`.
+ */
+import { randomBytes } from 'node:crypto';
+import { realpathSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { resolve as resolvePath } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+/** The workspace and bot identity the fake answers with (auth.test, message authorship, view ownership). */
+export const FAKE_TEAM = { id: 'T0FAKETEAM', domain: 'fake-workspace', name: 'Fake Workspace' } as const;
+export const FAKE_BOT = { userId: 'U0FAKEBOT', botId: 'B0FAKEBOT', appId: 'A0FAKEAPP', name: 'slack-guard' } as const;
+
+export type SlackArgs = Record<string, unknown>;
+
+export interface FakeSlackCall {
+  method: string;
+  /** Arguments as Slack reads them: form fields stay strings, JSON-valued fields (blocks, view...) are parsed. */
+  args: SlackArgs;
+  at: number;
+  status: number;
+  /** Token the call carried (bearer header, or `token` form field); kept out of `args`. */
+  token?: string;
+  /** What the fake answered: the JSON body, or the text of a 5xx. */
+  response: unknown;
+}
+
+export interface FakeMessage {
+  channel: string;
+  ts: string;
+  text: string;
+  blocks: unknown[];
+  attachments?: unknown[];
+  thread_ts?: string;
+  updates: number;
+}
+
+export type FakeView = SlackArgs & { id: string; hash: string };
+
+export type SlackFault =
+  { status: 429; retryAfterSec: number } | { status: 500 | 502 | 503 } | { ok: false; error: string };
+
+export interface FakeSlackOptions {
+  port?: number;
+  host?: string;
+  /** Called after each recorded call (the CLI logs with it). */
+  onCall?: (call: FakeSlackCall) => void;
+}
+
+export interface FakeSlack {
+  /** Base URL ending in `/api/`, as WebClient's `slackApiUrl` expects. */
+  readonly url: string;
+  readonly calls: FakeSlackCall[];
+  /** Keyed `channel:ts`. */
+  readonly messages: Map<string, FakeMessage>;
+  readonly views: Map<string, FakeView>;
+  callsOf(method: string): FakeSlackCall[];
+  threadReplies(channel: string, ts: string): FakeMessage[];
+  waitFor(predicate: (call: FakeSlackCall) => boolean, timeoutMs?: number): Promise<FakeSlackCall>;
+  /** Fail the next `times` calls of `method` ('*' = any method) before they are handled. */
+  failNext(method: string, fault: SlackFault, times?: number): void;
+  /** Fail every call of `method` for the next `durationMs`. */
+  failFor(method: string, fault: SlackFault, durationMs: number): void;
+  /** Forget calls, messages, views, used triggers and pending faults (ts values keep increasing). */
+  reset(): void;
+  close(): Promise<void>;
+}
+
+interface Reply {
+  status: number;
+  body: SlackArgs | string;
+  headers?: Record<string, string>;
+}
+
+interface QueuedFault {
+  method: string;
+  fault: SlackFault;
+  remaining: number;
+}
+
+interface TimedFault {
+  method: string;
+  fault: SlackFault;
+  until: number;
+}
+
+/** Fields Slack accepts as JSON-encoded strings in form bodies, with the error it gives when they don't parse. */
+const JSON_FIELDS: Record<string, string> = {
+  blocks: 'invalid_blocks_format',
+  attachments: 'invalid_attachments',
+  view: 'invalid_arguments',
+  metadata: 'invalid_metadata_format',
+};
+const MAX_TEXT = 40_000;
+const MAX_BLOCKS = 50;
+
+class SlackArgError extends Error {}
+
+const ok = (body: SlackArgs = {}): Reply => ({ status: 200, body: { ok: true, ...body } });
+const fail = (error: string, extra: SlackArgs = {}): Reply => ({ status: 200, body: { ok: false, error, ...extra } });
+const missing = (field: string): Reply =>
+  fail('invalid_arguments', { response_metadata: { messages: [`[ERROR] missing required field: ${field}`] } });
+
+/** Non-empty string form of a scalar arg; Slack treats empty as absent. */
+function str(value: unknown): string | undefined {
+  if (typeof value === 'number') return String(value);
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+function isObject(value: unknown): value is SlackArgs {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const nonEmpty = (value: unknown): boolean => Array.isArray(value) && value.length > 0;
+const msgKey = (channel: string, ts: string): string => `${channel}:${ts}`;
+const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
+
+function faultReply(fault: SlackFault): Reply {
+  if ('ok' in fault) return fail(fault.error);
+  if (fault.status === 429) {
+    return {
+      status: 429,
+      body: { ok: false, error: 'ratelimited' },
+      headers: { 'retry-after': String(fault.retryAfterSec) },
+    };
+  }
+  // Slack's edge answers 5xx with a non-JSON page; WebClient reports the status, not a body.
+  return { status: fault.status, body: `${fault.status} upstream error` };
+}
+
+/** Slack rejects malformed blocks, duplicate block_ids, over-long text and content-free messages. */
+function contentError(args: SlackArgs): Reply | undefined {
+  const { blocks } = args;
+  if (blocks !== undefined && !Array.isArray(blocks)) return fail('invalid_blocks_format');
+  if (Array.isArray(blocks) && !blocksValid(blocks)) return fail('invalid_blocks');
+  const text = str(args.text) ?? '';
+  if (text.length > MAX_TEXT) return fail('msg_too_long');
+  if (!text && !nonEmpty(blocks) && !nonEmpty(args.attachments)) return fail('no_text');
+  return undefined;
+}
+
+function blocksValid(blocks: unknown[]): boolean {
+  if (blocks.length > MAX_BLOCKS) return false;
+  if (!blocks.every((b) => isObject(b) && typeof b.type === 'string')) return false;
+  const ids = blocks.map((b) => (b as SlackArgs).block_id).filter((id) => id !== undefined);
+  return new Set(ids).size === ids.length;
+}
+
+function methodOf(url: string | undefined): string | undefined {
+  const match = /^\/api\/([A-Za-z0-9_.]+)\/?$/.exec(new URL(url ?? '/', 'http://fake').pathname);
+  return match?.[1];
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function decodeJsonFields(args: SlackArgs): SlackArgs {
+  for (const [field, error] of Object.entries(JSON_FIELDS)) {
+    const value = args[field];
+    if (typeof value !== 'string') continue;
+    try {
+      args[field] = JSON.parse(value);
+    } catch {
+      throw new SlackArgError(error);
+    }
+  }
+  return args;
+}
+
+function parseJsonBody(raw: string): SlackArgs {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw || '{}');
+  } catch {
+    throw new SlackArgError('invalid_json');
+  }
+  if (!isObject(parsed)) throw new SlackArgError('invalid_json');
+  return parsed;
+}
+
+/** Query-string args count too (Slack reads both); the body wins on conflicts. */
+function parseArgsOf(req: IncomingMessage, raw: string): { args: SlackArgs; json: boolean } {
+  const query = Object.fromEntries(new URL(req.url ?? '/', 'http://fake').searchParams);
+  const json = (req.headers['content-type'] ?? '').startsWith('application/json');
+  const body = json ? parseJsonBody(raw) : Object.fromEntries(new URLSearchParams(raw));
+  return { args: decodeJsonFields({ ...query, ...body }), json };
+}
+
+/** Slack only honours a body `token` for form posts; JSON posts must use the Authorization header. */
+function tokenOf(req: IncomingMessage, args: SlackArgs, json: boolean): string | undefined {
+  const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+  return bearer ?? (json ? undefined : str(args.token));
+}
+
+function authError(token: string | undefined): Reply | undefined {
+  if (token === undefined) return fail('not_authed');
+  return token.startsWith('xoxb-') ? undefined : fail('invalid_auth');
+}
+
+function send(res: ServerResponse, reply: Reply): void {
+  const isJson = typeof reply.body !== 'string';
+  const payload = isJson ? JSON.stringify(reply.body) : String(reply.body);
+  res.writeHead(reply.status, {
+    'content-type': isJson ? 'application/json; charset=utf-8' : 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(payload),
+    ...reply.headers,
+  });
+  res.end(payload);
+}
+
+class FakeSlackServer implements FakeSlack {
+  readonly calls: FakeSlackCall[] = [];
+  readonly messages = new Map<string, FakeMessage>();
+  readonly views = new Map<string, FakeView>();
+  url = '';
+  private readonly server: Server;
+  private readonly usedTriggers = new Set<string>();
+  private queued: QueuedFault[] = [];
+  private timed: TimedFault[] = [];
+  private lastMicros = 0;
+  private viewSeq = 0;
+  private readonly handlers = new Map<string, (args: SlackArgs) => Reply>([
+    ['auth.test', () => this.authTest()],
+    ['chat.postMessage', (args) => this.postMessage(args)],
+    ['chat.update', (args) => this.updateMessage(args)],
+    ['chat.postEphemeral', (args) => this.postEphemeral(args)],
+    ['views.open', (args) => this.openView(args)],
+    ['views.update', (args) => this.updateView(args)],
+  ]);
+
+  constructor(private readonly onCall?: (call: FakeSlackCall) => void) {
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => send(res, { status: 500, body: String(err) }));
+    });
+  }
+
+  async listen(port: number, host: string): Promise<void> {
+    await new Promise<void>((done, failed) => {
+      this.server.once('error', failed);
+      this.server.listen(port, host, () => done());
+    });
+    const address = this.server.address() as AddressInfo;
+    const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    this.url = `http://${shownHost}:${address.port}/api/`;
+  }
+
+  callsOf(method: string): FakeSlackCall[] {
+    return this.calls.filter((call) => call.method === method);
+  }
+
+  /** Replies in posting order, which is ts order since ts values only grow. */
+  threadReplies(channel: string, ts: string): FakeMessage[] {
+    return [...this.messages.values()].filter((m) => m.channel === channel && m.thread_ts === ts);
+  }
+
+  async waitFor(predicate: (call: FakeSlackCall) => boolean, timeoutMs = 5_000): Promise<FakeSlackCall> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.calls.find(predicate);
+      if (hit) return hit;
+      if (Date.now() >= deadline) {
+        const seen = this.calls.map((c) => `${c.method}(${c.status})`).join(', ') || 'none';
+        throw new Error(`fake-slack: no matching call within ${timeoutMs} ms; calls seen: ${seen}`);
+      }
+      await sleep(10);
+    }
+  }
+
+  failNext(method: string, fault: SlackFault, times = 1): void {
+    this.queued.push({ method, fault, remaining: times });
+  }
+
+  failFor(method: string, fault: SlackFault, durationMs: number): void {
+    this.timed.push({ method, fault, until: Date.now() + durationMs });
+  }
+
+  reset(): void {
+    // Emptied in place so callers holding `fake.calls` keep a live view.
+    this.calls.length = 0;
+    this.messages.clear();
+    this.views.clear();
+    this.usedTriggers.clear();
+    this.queued = [];
+    this.timed = [];
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((done) => this.server.close(() => done()));
+    // WebClient's fetch keeps sockets alive; without this, close() waits for them to idle out.
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = methodOf(req.url);
+    if (method === undefined) return send(res, { status: 404, body: 'Not Found' });
+    const raw = await readBody(req);
+    const { args, token, reply } = this.decode(req, raw);
+    const final = this.takeFault(method) ?? reply ?? authError(token) ?? this.dispatch(method, args);
+    this.record({ method, args, at: Date.now(), status: final.status, token, response: final.body });
+    send(res, final);
+  }
+
+  private decode(req: IncomingMessage, raw: string): { args: SlackArgs; token?: string; reply?: Reply } {
+    try {
+      const { args, json } = parseArgsOf(req, raw);
+      const token = tokenOf(req, args, json);
+      delete args.token;
+      return { args, token };
+    } catch (err) {
+      if (!(err instanceof SlackArgError)) throw err;
+      return { args: { raw }, token: tokenOf(req, {}, true), reply: fail(err.message) };
+    }
+  }
+
+  private record(call: FakeSlackCall): void {
+    if (call.token === undefined) delete call.token;
+    this.calls.push(call);
+    this.onCall?.(call);
+  }
+
+  private takeFault(method: string): Reply | undefined {
+    const matches = (m: string): boolean => m === '*' || m === method;
+    const queued = this.queued.find((q) => q.remaining > 0 && matches(q.method));
+    if (queued) {
+      queued.remaining -= 1;
+      this.queued = this.queued.filter((q) => q.remaining > 0);
+      return faultReply(queued.fault);
+    }
+    const now = Date.now();
+    this.timed = this.timed.filter((t) => t.until > now);
+    const timed = this.timed.find((t) => matches(t.method));
+    return timed && faultReply(timed.fault);
+  }
+
+  private dispatch(method: string, args: SlackArgs): Reply {
+    const handler = this.handlers.get(method);
+    return handler ? handler(args) : fail('unknown_method', { req_method: method });
+  }
+
+  /** Unique, increasing `seconds.micros` like Slack's (`1732712345.000100`), even within one millisecond. */
+  private nextTs(): string {
+    this.lastMicros = Math.max(Date.now() * 1000, this.lastMicros + 100);
+    const digits = String(this.lastMicros);
+    return `${digits.slice(0, -6)}.${digits.slice(-6)}`;
+  }
+
+  private authTest(): Reply {
+    return ok({
+      url: `https://${FAKE_TEAM.domain}.slack.com/`,
+      team: FAKE_TEAM.name,
+      user: FAKE_BOT.name,
+      team_id: FAKE_TEAM.id,
+      user_id: FAKE_BOT.userId,
+      bot_id: FAKE_BOT.botId,
+      is_enterprise_install: false,
+    });
+  }
+
+  private postMessage(args: SlackArgs): Reply {
+    const channel = str(args.channel);
+    if (!channel) return fail('channel_not_found');
+    const invalid = contentError(args);
+    if (invalid) return invalid;
+    const message: FakeMessage = { channel, ts: this.nextTs(), text: str(args.text) ?? '', blocks: [], updates: 0 };
+    this.applyContent(message, args);
+    const root = this.threadRoot(channel, str(args.thread_ts));
+    if (root) message.thread_ts = root;
+    this.messages.set(msgKey(channel, message.ts), message);
+    return ok({ channel, ts: message.ts, message: this.render(message) });
+  }
+
+  /**
+   * Replies to a reply land in the parent's thread. A thread_ts naming no message is not an error on Slack: the
+   * message is posted to the channel top level, so it stays out of `threadReplies` here too.
+   */
+  private threadRoot(channel: string, threadTs: string | undefined): string | undefined {
+    if (!threadTs) return undefined;
+    const parent = this.messages.get(msgKey(channel, threadTs));
+    return parent ? (parent.thread_ts ?? parent.ts) : undefined;
+  }
+
+  /** chat.update keeps the previous blocks/attachments/text unless the call sends new ones. */
+  private applyContent(message: FakeMessage, args: SlackArgs): void {
+    if (args.text !== undefined) message.text = str(args.text) ?? '';
+    if (Array.isArray(args.blocks)) message.blocks = args.blocks;
+    if (Array.isArray(args.attachments)) message.attachments = args.attachments;
+  }
+
+  private render(message: FakeMessage): SlackArgs {
+    return {
+      user: FAKE_BOT.userId,
+      type: 'message',
+      ts: message.ts,
+      text: message.text,
+      blocks: message.blocks,
+      ...(message.attachments ? { attachments: message.attachments } : {}),
+      ...(message.thread_ts ? { thread_ts: message.thread_ts, parent_user_id: FAKE_BOT.userId } : {}),
+      bot_id: FAKE_BOT.botId,
+      app_id: FAKE_BOT.appId,
+      team: FAKE_TEAM.id,
+      bot_profile: { id: FAKE_BOT.botId, app_id: FAKE_BOT.appId, name: FAKE_BOT.name, team_id: FAKE_TEAM.id },
+    };
+  }
+
+  private updateMessage(args: SlackArgs): Reply {
+    const channel = str(args.channel);
+    if (!channel) return fail('channel_not_found');
+    const ts = str(args.ts);
+    const message = ts ? this.messages.get(msgKey(channel, ts)) : undefined;
+    if (!message) return fail('message_not_found');
+    const invalid = contentError({ text: message.text, blocks: message.blocks, ...args });
+    if (invalid) return invalid;
+    this.applyContent(message, args);
+    message.updates += 1;
+    return ok({ channel, ts: message.ts, text: message.text, message: this.render(message) });
+  }
+
+  private postEphemeral(args: SlackArgs): Reply {
+    if (!str(args.channel)) return fail('channel_not_found');
+    if (!str(args.user)) return missing('user');
+    return contentError(args) ?? ok({ message_ts: this.nextTs() });
+  }
+
+  /** Trigger ids are single-use on Slack; a retried views.open with the same one fails the same way here. */
+  private openView(args: SlackArgs): Reply {
+    const trigger = str(args.trigger_id);
+    if (!trigger) return missing('trigger_id');
+    const invalid = viewError(args.view);
+    if (invalid) return invalid;
+    if (this.usedTriggers.has(trigger)) return fail('exchanged_trigger_id');
+    this.usedTriggers.add(trigger);
+    const id = `V${String(++this.viewSeq).padStart(10, '0')}`;
+    return ok({ view: this.storeView(id, args.view as SlackArgs) });
+  }
+
+  private updateView(args: SlackArgs): Reply {
+    const viewId = str(args.view_id);
+    const externalId = str(args.external_id);
+    if (!viewId && !externalId) return missing('view_id');
+    const current = viewId ? this.views.get(viewId) : this.findByExternalId(externalId);
+    if (!current) return fail('not_found');
+    const hash = str(args.hash);
+    if (hash && hash !== current.hash) return fail('hash_conflict');
+    const invalid = viewError(args.view);
+    if (invalid) return invalid;
+    return ok({ view: this.storeView(current.id, args.view as SlackArgs, current) });
+  }
+
+  private findByExternalId(externalId: string | undefined): FakeView | undefined {
+    return [...this.views.values()].find((v) => v.external_id === externalId);
+  }
+
+  private storeView(id: string, input: SlackArgs, previous?: FakeView): FakeView {
+    const view: FakeView = {
+      type: 'modal',
+      blocks: [],
+      private_metadata: '',
+      callback_id: '',
+      external_id: '',
+      submit: null,
+      close: null,
+      clear_on_close: false,
+      notify_on_close: false,
+      previous_view_id: null,
+      ...input,
+      id,
+      team_id: FAKE_TEAM.id,
+      state: { values: {} },
+      hash: `${Math.floor(Date.now() / 1000)}.${randomBytes(4).toString('hex')}`,
+      root_view_id: previous?.root_view_id ?? id,
+      app_id: FAKE_BOT.appId,
+      app_installed_team_id: FAKE_TEAM.id,
+      bot_id: FAKE_BOT.botId,
+    };
+    this.views.set(id, view);
+    return view;
+  }
+}
+
+/** views.open/update take a modal with a title and at most 100 blocks; private_metadata is capped at 3000. */
+function viewError(view: unknown): Reply | undefined {
+  if (!isObject(view)) return missing('view');
+  if (view.type !== 'modal') return fail('invalid_arguments');
+  if (!isObject(view.title)) return missing('title');
+  if (view.blocks !== undefined && (!Array.isArray(view.blocks) || !blocksValid(view.blocks))) {
+    return fail('invalid_arguments');
+  }
+  const metadata = view.private_metadata;
+  if (typeof metadata === 'string' && metadata.length > 3000) return fail('invalid_arguments');
+  return undefined;
+}
+
+export async function startFakeSlack(opts: FakeSlackOptions = {}): Promise<FakeSlack> {
+  const fake = new FakeSlackServer(opts.onCall);
+  await fake.listen(opts.port ?? 0, opts.host ?? '127.0.0.1');
+  return fake;
+}
+
+function describeCall(call: FakeSlackCall): string {
+  const response = isObject(call.response) ? call.response : {};
+  const outcome = response.ok === true ? 'ok' : String(response.error ?? 'error');
+  const where = ['channel', 'ts', 'thread_ts', 'trigger_id', 'view_id']
+    .filter((key) => call.args[key] !== undefined)
+    .map((key) => `${key}=${String(call.args[key])}`);
+  return [new Date(call.at).toISOString(), call.method, call.status, outcome, ...where].join(' ');
+}
+
+function isMainModule(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return realpathSync(resolvePath(entry)) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+async function runCli(): Promise<void> {
+  const { values } = parseArgs({ options: { port: { type: 'string' }, host: { type: 'string' } } });
+  const fake = await startFakeSlack({
+    port: Number(values.port ?? 3999),
+    host: values.host ?? '127.0.0.1',
+    onCall: (call) => console.log(describeCall(call)),
+  });
+  console.log(`fake slack listening: SLACK_API_URL=${fake.url}`);
+  const stop = (): void => void fake.close().then(() => process.exit(0));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+if (isMainModule()) {
+  runCli().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

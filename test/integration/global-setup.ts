@@ -1,0 +1,48 @@
+/**
+ * Starts one headless dev server for the whole integration run. Test files run in other module registries (or
+ * processes), so they only get env vars; the handle stays on globalThis for global-teardown.ts (same process).
+ */
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { tsImport } from 'tsx/esm/api';
+import type { DevServer } from '../../temporal/dev-server.js';
+
+/** Read back by global-teardown.ts (same process, but the two files share no module instance). */
+export const DEV_SERVER_HANDLE = Symbol.for('approval-service.integration.dev-server');
+
+export interface DevServerHandle {
+  server: DevServer;
+  tmpDir: string;
+}
+
+type DevServerModule = typeof import('../../temporal/dev-server.js');
+type SearchAttributesModule = typeof import('../../temporal/search-attributes.js');
+
+export default async function globalSetup(): Promise<void> {
+  // Jest loads this file outside its module system, so Node resolves its imports natively and cannot load our `.ts`
+  // sources: tsx does that here.
+  const devServer = (await tsImport('../../temporal/dev-server.ts', import.meta.url)) as DevServerModule;
+  const { GUARD_SEARCH_ATTRIBUTES } = (await tsImport(
+    '../../temporal/search-attributes.ts',
+    import.meta.url,
+  )) as SearchAttributesModule;
+  const external = process.env.TEMPORAL_TEST_ADDRESS;
+  if (external) {
+    // A server someone else runs: only make sure it knows our search attributes.
+    await devServer.registerSearchAttributes(external, 'default', GUARD_SEARCH_ATTRIBUTES);
+    return;
+  }
+  const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'guard-it-'));
+  const dbFile = path.join(tmpDir, 'temporal.db');
+  const server = await devServer.startDevServer({
+    dbFile,
+    port: await devServer.freePort(),
+    namespace: 'default',
+    searchAttributes: GUARD_SEARCH_ATTRIBUTES,
+  });
+  process.env.TEMPORAL_TEST_ADDRESS = server.address;
+  process.env.TEMPORAL_TEST_DB = dbFile;
+  const handle: DevServerHandle = { server, tmpDir };
+  (globalThis as Record<symbol, unknown>)[DEV_SERVER_HANDLE] = handle;
+}

@@ -1,0 +1,342 @@
+import { createHmac } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { isValidSlackRequest, verifySlackRequest } from '@slack/bolt';
+import { ErrorCode, LogLevel, WebClient } from '@slack/web-api';
+import { FAKE_BOT, FAKE_TEAM, startFakeSlack, type FakeSlack } from '../../dev/fake-slack.js';
+import {
+  blockActionPayload,
+  formBody,
+  sendInteraction,
+  signSlackRequest,
+  viewSubmissionPayload,
+  type BlockActionPayload,
+} from '../helpers/slack.js';
+
+const TOKEN = 'xoxb-test-token';
+const blocks = [
+  { type: 'section', block_id: 'summary', text: { type: 'mrkdwn', text: '*deploy* requested' } },
+  { type: 'actions', block_id: 'decision', elements: [{ type: 'button', action_id: 'approve', value: 'req-1' }] },
+];
+const modal = {
+  type: 'modal',
+  callback_id: 'override_submit',
+  title: { type: 'plain_text', text: 'Edit' },
+  blocks: [],
+};
+
+let fake: FakeSlack;
+
+function client(retryConfig = { retries: 0 }, token: string | undefined = TOKEN): WebClient {
+  return new WebClient(token, {
+    slackApiUrl: fake.url,
+    retryConfig,
+    rejectRateLimitedCalls: false,
+    logLevel: LogLevel.ERROR,
+  });
+}
+
+/** WebClient rejects with `{ code, data: {error} }` or `{ code, statusCode }`; tests only look at those. */
+async function failure(
+  call: Promise<unknown>,
+): Promise<{ code?: string; data?: { error?: string }; statusCode?: number }> {
+  try {
+    await call;
+  } catch (err) {
+    return err as { code?: string; data?: { error?: string }; statusCode?: number };
+  }
+  throw new Error('expected the call to fail');
+}
+
+beforeAll(async () => {
+  fake = await startFakeSlack();
+});
+afterEach(() => fake.reset());
+afterAll(async () => {
+  await fake.close();
+});
+
+describe('fake Slack Web API driven by the real WebClient', () => {
+  test('url is the /api/ base on loopback', () => {
+    expect(fake.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/api\/$/);
+  });
+
+  test('auth.test answers with the bot identity and records the token', async () => {
+    const res = await client().auth.test();
+    expect(res).toMatchObject({ ok: true, team_id: FAKE_TEAM.id, user_id: FAKE_BOT.userId, bot_id: FAKE_BOT.botId });
+    expect(fake.callsOf('auth.test')).toEqual([expect.objectContaining({ status: 200, token: TOKEN })]);
+  });
+
+  test('missing and invalid tokens are refused', async () => {
+    expect((await failure(client(undefined, '').auth.test())).data?.error).toBe('not_authed');
+    expect((await failure(client(undefined, 'xoxp-user').auth.test())).data?.error).toBe('invalid_auth');
+  });
+
+  test('postMessage with blocks, then update, keeps one message with decoded blocks', async () => {
+    const web = client();
+    const posted = await web.chat.postMessage({ channel: 'C1', text: 'approval', blocks });
+    expect(posted).toMatchObject({ ok: true, channel: 'C1', message: { text: 'approval', blocks } });
+    expect(posted.ts).toMatch(/^\d{10}\.\d{6}$/);
+    expect(fake.callsOf('chat.postMessage')[0]?.args.blocks).toEqual(blocks);
+
+    const newBlocks = [{ type: 'section', text: { type: 'mrkdwn', text: 'approved' } }];
+    const updated = await web.chat.update({ channel: 'C1', ts: posted.ts!, text: 'done', blocks: newBlocks });
+    expect(updated).toMatchObject({ ok: true, ts: posted.ts, message: { text: 'done', blocks: newBlocks } });
+    expect(fake.messages.get(`C1:${posted.ts}`)).toMatchObject({ text: 'done', blocks: newBlocks, updates: 1 });
+  });
+
+  test('update keeps blocks it was not given, and refuses unknown messages', async () => {
+    const web = client();
+    const { ts } = await web.chat.postMessage({ channel: 'C1', text: 'a', blocks });
+    await web.chat.update({ channel: 'C1', ts: ts!, text: 'b' });
+    expect(fake.messages.get(`C1:${ts}`)).toMatchObject({ text: 'b', blocks });
+    const missing = await failure(web.chat.update({ channel: 'C1', ts: '1.000001', text: 'x' }));
+    expect(missing.data?.error).toBe('message_not_found');
+  });
+
+  test('ts values are unique and increasing', async () => {
+    const web = client();
+    const all = await Promise.all([1, 2, 3, 4, 5].map((n) => web.chat.postMessage({ channel: 'C1', text: `m${n}` })));
+    const sorted = all.map((r) => r.ts!).sort((a, b) => Number(a) - Number(b));
+    expect(new Set(sorted).size).toBe(5);
+    expect(fake.calls.map((c) => (c.response as { ts: string }).ts)).toEqual(sorted);
+  });
+
+  test('thread replies attach to the root message', async () => {
+    const web = client();
+    const root = await web.chat.postMessage({ channel: 'C1', text: 'root' });
+    const reply = await web.chat.postMessage({ channel: 'C1', text: 'decided', thread_ts: root.ts! });
+    expect(reply.message).toMatchObject({ thread_ts: root.ts });
+    await web.chat.postMessage({ channel: 'C1', text: 'reply to reply', thread_ts: reply.ts! });
+    expect(fake.threadReplies('C1', root.ts!).map((m) => m.text)).toEqual(['decided', 'reply to reply']);
+  });
+
+  test('postEphemeral answers message_ts', async () => {
+    const res = await client().chat.postEphemeral({ channel: 'C1', user: 'U1', text: 'not authorized' });
+    expect(res).toMatchObject({ ok: true, message_ts: expect.stringMatching(/^\d+\.\d{6}$/) });
+    expect(fake.callsOf('chat.postEphemeral')[0]?.args).toMatchObject({ channel: 'C1', user: 'U1' });
+  });
+
+  test('views.open needs a fresh trigger_id; views.update checks the hash', async () => {
+    const web = client();
+    const opened = await web.views.open({ trigger_id: 'trig-1', view: modal as never });
+    expect(opened.view).toMatchObject({
+      id: expect.stringMatching(/^V/),
+      callback_id: 'override_submit',
+      type: 'modal',
+    });
+    expect(fake.callsOf('views.open')[0]?.args.view).toEqual(modal);
+    const reused = await failure(web.views.open({ trigger_id: 'trig-1', view: modal as never }));
+    expect(reused.data?.error).toBe('exchanged_trigger_id');
+
+    const view = { ...modal, title: { type: 'plain_text', text: 'Edited' } } as never;
+    const updated = await web.views.update({ view_id: opened.view!.id!, hash: opened.view!.hash!, view });
+    expect(updated.view).toMatchObject({ id: opened.view!.id, title: { text: 'Edited' } });
+    const stale = await failure(web.views.update({ view_id: opened.view!.id!, hash: opened.view!.hash!, view }));
+    expect(stale.data?.error).toBe('hash_conflict');
+  });
+
+  test('unknown methods answer unknown_method', async () => {
+    expect((await failure(client().apiCall('chat.frobnicate'))).data?.error).toBe('unknown_method');
+  });
+
+  test('JSON bodies work with a bearer token, not with a token in the body', async () => {
+    const post = (headers: Record<string, string>, body: object): Promise<unknown> =>
+      fetch(`${fake.url}chat.postMessage`, { method: 'POST', headers, body: JSON.stringify(body) }).then((r) =>
+        r.json(),
+      );
+    const json = { 'content-type': 'application/json; charset=utf-8' };
+    const viaHeader = await post({ ...json, authorization: `Bearer ${TOKEN}` }, { channel: 'C2', text: 'hi', blocks });
+    expect(viaHeader).toMatchObject({ ok: true, channel: 'C2', message: { blocks } });
+    expect(await post(json, { token: TOKEN, channel: 'C2', text: 'hi' })).toEqual({ ok: false, error: 'not_authed' });
+  });
+
+  test('waitFor resolves with a later call and times out with what it saw', async () => {
+    const waiting = fake.waitFor((c) => c.method === 'chat.postMessage' && c.args.channel === 'C9', 2_000);
+    setTimeout(() => void client().chat.postMessage({ channel: 'C9', text: 'late' }), 50);
+    await expect(waiting).resolves.toMatchObject({ status: 200, args: { channel: 'C9', text: 'late' } });
+    await expect(fake.waitFor((c) => c.method === 'views.open', 50)).rejects.toThrow(/chat\.postMessage\(200\)/);
+  });
+});
+
+describe('fault injection', () => {
+  test('429 with Retry-After is retried by WebClient and then succeeds', async () => {
+    fake.failNext('chat.postMessage', { status: 429, retryAfterSec: 1 });
+    const started = Date.now();
+    const res = await client({ retries: 2 }).chat.postMessage({ channel: 'C1', text: 'hi' });
+    expect(res.ok).toBe(true);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+    const calls = fake.callsOf('chat.postMessage');
+    expect(calls.map((c) => c.status)).toEqual([429, 200]);
+    expect(calls[0]?.response).toEqual({ ok: false, error: 'ratelimited' });
+    expect(fake.messages.size).toBe(1);
+  });
+
+  test('429 carries the Retry-After header on the wire', async () => {
+    fake.failNext('*', { status: 429, retryAfterSec: 7 });
+    const res = await fetch(`${fake.url}auth.test`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('7');
+    expect(await res.json()).toEqual({ ok: false, error: 'ratelimited' });
+  });
+
+  test('a 500 surfaces as an HTTP error when retries are exhausted', async () => {
+    fake.failNext('chat.update', { status: 500 });
+    const err = await failure(client().chat.update({ channel: 'C1', ts: '1.000001', text: 'x' }));
+    expect(err).toMatchObject({ code: ErrorCode.HTTPError, statusCode: 500 });
+    expect(fake.callsOf('chat.update').map((c) => c.status)).toEqual([500]);
+  });
+
+  test('platform errors, times, and failFor windows', async () => {
+    fake.failNext('chat.postMessage', { ok: false, error: 'channel_not_found' }, 2);
+    const web = client();
+    for (let i = 0; i < 2; i++) {
+      expect((await failure(web.chat.postMessage({ channel: 'C1', text: 'x' }))).data?.error).toBe('channel_not_found');
+    }
+    await expect(web.chat.postMessage({ channel: 'C1', text: 'x' })).resolves.toMatchObject({ ok: true });
+
+    fake.failFor('*', { status: 503 }, 150);
+    expect((await failure(web.auth.test())).statusCode).toBe(503);
+    await new Promise((done) => setTimeout(done, 200));
+    await expect(web.auth.test()).resolves.toMatchObject({ ok: true });
+  });
+});
+
+describe('Slack request signing helpers', () => {
+  // The worked example from Slack's "Verifying requests from Slack" guide.
+  const doc = {
+    secret: '8f742231b10e8888abcd99yyyzzz85a5',
+    timestamp: 1531420618,
+    body:
+      'token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&' +
+      'channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&' +
+      'response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&' +
+      'trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c',
+    signature: 'v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503',
+  };
+
+  test("matches Slack's documented example and an independent HMAC", () => {
+    const headers = signSlackRequest(doc.secret, doc.body, doc.timestamp);
+    expect(headers).toEqual({
+      'x-slack-signature': doc.signature,
+      'x-slack-request-timestamp': '1531420618',
+      'content-type': 'application/x-www-form-urlencoded',
+    });
+    const body = formBody({ type: 'block_actions', text: 'a b&c=d' });
+    const hmac = createHmac('sha256', 's3cret').update(`v0:1700000000:${body}`).digest('hex');
+    expect(signSlackRequest('s3cret', body, 1_700_000_000)['x-slack-signature']).toBe(`v0=${hmac}`);
+  });
+
+  test("passes @slack/bolt's own verifier, and fails it when tampered", () => {
+    const body = formBody(blockActionPayload({ actionId: 'approve', value: 'req-1', userId: 'U1' }));
+    const signed = signSlackRequest('s3cret', body);
+    const headers = { ...signed, 'x-slack-request-timestamp': Number(signed['x-slack-request-timestamp']) };
+    expect(() => verifySlackRequest({ signingSecret: 's3cret', body, headers })).not.toThrow();
+    expect(isValidSlackRequest({ signingSecret: 's3cret', body: `${body}x`, headers })).toBe(false);
+    expect(isValidSlackRequest({ signingSecret: 'other', body, headers })).toBe(false);
+  });
+
+  test('formBody round-trips the payload through a form parser', () => {
+    const payload = blockActionPayload({
+      actionId: 'persona_ack:SRE',
+      value: 'req-9',
+      userId: 'U2',
+      userName: 'Ann B',
+    });
+    const decoded = new URLSearchParams(formBody(payload));
+    expect([...decoded.keys()]).toEqual(['payload']);
+    expect(JSON.parse(decoded.get('payload')!)).toEqual(payload);
+  });
+
+  test('blockActionPayload looks like a Slack button click', () => {
+    const p = blockActionPayload({
+      actionId: 'approve',
+      value: 'req-1',
+      userId: 'U1',
+      channelId: 'C1',
+      messageTs: '1.000200',
+    });
+    expect(p).toMatchObject({
+      type: 'block_actions',
+      user: { id: 'U1', team_id: FAKE_TEAM.id },
+      container: { type: 'message', message_ts: '1.000200', channel_id: 'C1', is_ephemeral: false },
+      channel: { id: 'C1' },
+      message: { ts: '1.000200' },
+      actions: [{ action_id: 'approve', value: 'req-1', type: 'button', block_id: 'decision' }],
+    });
+    expect(p.trigger_id).toMatch(/^\d+\.\d+\.[0-9a-f]+$/);
+    expect(p.response_url).toMatch(/^https:\/\/hooks\.slack\.com\/actions\//);
+    expect(JSON.stringify(p.message.blocks)).toContain('"action_id":"approve"');
+  });
+
+  test('viewSubmissionPayload carries callback, metadata and state values', () => {
+    const values = { ov_limit: { value: { type: 'plain_text_input' as const, value: '42' } } };
+    const p = viewSubmissionPayload({
+      userId: 'U1',
+      callbackId: 'override_submit',
+      privateMetadata: { request_id: 'r1' },
+      values,
+    });
+    expect(p).toMatchObject({ type: 'view_submission', user: { id: 'U1' } });
+    expect(p.view).toMatchObject({ callback_id: 'override_submit', state: { values }, type: 'modal' });
+    expect(JSON.parse(p.view.private_metadata)).toEqual({ request_id: 'r1' });
+    expect(p.view.blocks).toEqual([expect.objectContaining({ type: 'input', block_id: 'ov_limit' })]);
+  });
+});
+
+describe('sendInteraction', () => {
+  let server: Server;
+  let baseUrl: string;
+  const seen: Array<{ url?: string; headers: Record<string, unknown>; body: string }> = [];
+
+  /** A stand-in endpoint that checks signatures with bolt's verifier and echoes what it parsed. */
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        seen.push({ url: req.url, headers: req.headers, body });
+        const headers = {
+          'x-slack-signature': String(req.headers['x-slack-signature']),
+          'x-slack-request-timestamp': Number(req.headers['x-slack-request-timestamp']),
+        };
+        const valid = isValidSlackRequest({ signingSecret: 's3cret', body, headers });
+        const payload = JSON.parse(new URLSearchParams(body).get('payload') ?? 'null') as BlockActionPayload | null;
+        res.writeHead(valid ? 200 : 400, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(valid ? { action: payload?.actions[0].action_id } : { error: 'bad_signature' }));
+      });
+    });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((done) => server.close(done));
+  });
+
+  test('posts a signed form to /api/slack/interactions', async () => {
+    const payload = blockActionPayload({ actionId: 'deny', value: 'req-2', userId: 'U3' });
+    const res = await sendInteraction(baseUrl, 's3cret', payload);
+    expect(res).toMatchObject({ status: 200, json: { action: 'deny' } });
+    expect(res.headers['content-type']).toBe('application/json');
+    expect(seen.at(-1)).toMatchObject({
+      url: '/api/slack/interactions',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+  });
+
+  test('forged signatures, stale timestamps and tampered bodies fail verification', async () => {
+    const payload = blockActionPayload({ actionId: 'approve', value: 'req-3', userId: 'U4' });
+    const forged = await sendInteraction(baseUrl, 's3cret', payload, { signature: `v0=${'0'.repeat(64)}` });
+    expect(forged).toMatchObject({ status: 400, json: { error: 'bad_signature' } });
+    const stale = await sendInteraction(baseUrl, 's3cret', payload, {
+      timestampSec: Math.floor(Date.now() / 1000) - 600,
+    });
+    expect(stale.status).toBe(400);
+    const original = signSlackRequest('s3cret', formBody(payload))['x-slack-signature'];
+    const tampered = formBody({ ...payload, user: { ...payload.user, id: 'U_EVIL' } });
+    const res = await sendInteraction(baseUrl, 's3cret', payload, { rawBodyOverride: tampered, signature: original });
+    expect(res.status).toBe(400);
+    expect(seen.at(-1)?.body).toBe(tampered);
+  });
+});

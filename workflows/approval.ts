@@ -1,0 +1,178 @@
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  condition,
+  log,
+  proxyActivities,
+  proxySinks,
+  setHandler,
+  upsertSearchAttributes,
+  type SignalDefinition,
+  type Sinks,
+} from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair, UpdateDefinition } from '@temporalio/common';
+import { isTerminal, initialState, reduce, type Command, type RequestState } from '../domain/request-state.js';
+import type { SlackActivities } from '../activities/slack.js';
+import type { ArchiveActivities } from '../activities/archive.js';
+import * as msg from './messages.js';
+import { GUARD_SEARCH_ATTRIBUTE_KEYS as sa } from '../temporal/search-attributes.js';
+
+export interface GuardSinks extends Sinks {
+  guard: { events(batch: msg.GuardEventBatch): void };
+}
+
+const { guard } = proxySinks<GuardSinks>();
+
+const slack = proxyActivities<SlackActivities>({
+  startToCloseTimeout: '15s',
+  scheduleToCloseTimeout: '1h',
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
+});
+
+const archive = proxyActivities<ArchiveActivities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5m' },
+});
+
+/**
+ * One approval request (workflow id = request id). The policy's plan is frozen in the input; timers drive
+ * escalation and expiry; Updates and Signals carry persona acks and decisions through one reducer.
+ */
+export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.RequestView> {
+  const { plan, request } = input;
+  let state: RequestState = initialState(input);
+  let slackRef: msg.SlackRef | null = null;
+  let slackPostFailed = false;
+  const view = (): msg.RequestView => ({ ...state, slack: slackRef });
+
+  const report = (events: msg.GuardEventBatch['events']) =>
+    guard.events({
+      requestId: input.requestId,
+      action: request.action,
+      createdAt: input.createdAt,
+      at: nowIso(),
+      events,
+    });
+
+  const apply = (command: Command): msg.RequestView => {
+    const t = reduce(state, plan, command, nowIso());
+    if (!t.ok) throw ApplicationFailure.create({ type: t.reason, message: t.message, nonRetryable: true });
+    state = t.state;
+    upsertStatus(state);
+    report(t.events);
+    return view();
+  };
+  const validate = (command: Command) => {
+    const t = reduce(state, plan, command, nowIso());
+    if (!t.ok) throw ApplicationFailure.create({ type: t.reason, message: t.message, nonRetryable: true });
+  };
+  const fromSignal = (command: Command) => {
+    try {
+      apply(command);
+    } catch (err) {
+      log.warn('signal refused', { command: command.type, reason: (err as ApplicationFailure).type });
+    }
+  };
+
+  bind(msg.personaAckUpdate, msg.personaAckSignal, (i) => ({ type: 'persona_ack', ...i }));
+  bind(msg.approveUpdate, msg.approveSignal, (i) => ({ type: 'approve', ...i }));
+  bind(msg.denyUpdate, msg.denySignal, (i) => ({ type: 'deny', ...i }));
+  bind(msg.approveWithEditsUpdate, msg.approveWithEditsSignal, (i) => ({ type: 'override', ...i }));
+  bind(msg.cancelUpdate, msg.cancelSignal, (i) => ({ type: 'cancel', ...i }));
+  bind(msg.adminDecisionUpdate, msg.adminDecisionSignal, (i) => ({ type: 'admin_decision', ...i }));
+  setHandler(msg.stateQuery, view);
+
+  function bind<I>(
+    update: UpdateDefinition<msg.RequestView, [I]>,
+    signal: SignalDefinition<[I]>,
+    toCommand: (input: I) => Command,
+  ) {
+    setHandler(update, (i: I) => apply(toCommand(i)), { validator: (i: I) => validate(toCommand(i)) });
+    setHandler(signal, (i: I) => fromSignal(toCommand(i)));
+  }
+
+  report([{ type: 'request_created', actor: input.agent ?? request.meta.requester.id }]);
+  const slackDone = syncSlackMessage();
+
+  await runTimers();
+
+  await slackDone;
+  await archive.archiveRequest({ input, final: view() });
+  upsertSearchAttributes([{ key: sa.GuardArchived, value: true }]);
+  await condition(allHandlersFinished);
+  return view();
+
+  /** Waits for a decision; fires escalation once at expiresAt − escalateBeforeSec, then expiry. */
+  async function runTimers(): Promise<void> {
+    const expiresAtMs = Date.parse(input.expiresAt);
+    const escalateAtMs = plan.escalation ? expiresAtMs - plan.escalation.escalateBeforeSec * 1000 : null;
+    if (escalateAtMs !== null && !(await waitUntilDecidedOr(escalateAtMs))) {
+      const t = reduce(state, plan, { type: 'escalate' }, nowIso());
+      if (t.ok) {
+        state = t.state;
+        upsertStatus(state);
+        report(t.events);
+        void notifyEscalation();
+      }
+    }
+    if (!(await waitUntilDecidedOr(expiresAtMs))) apply({ type: 'expire' });
+  }
+
+  /** Resolves true as soon as the request is decided, false when `deadlineMs` passes first. */
+  async function waitUntilDecidedOr(deadlineMs: number): Promise<boolean> {
+    const remaining = deadlineMs - Date.now();
+    if (remaining <= 0) return isTerminal(state.status);
+    return condition(() => isTerminal(state.status), remaining);
+  }
+
+  async function notifyEscalation(): Promise<void> {
+    await condition(() => slackRef !== null || slackPostFailed);
+    await slack.postEscalationNotice({ request, plan, state, ref: slackRef }).catch((err: unknown) => {
+      log.error('escalation notice failed', { error: String(err) });
+    });
+  }
+
+  /**
+   * Keeps the Slack message equal to the state: posts it once, then renders the latest state whenever the
+   * version moved. A burst of changes becomes one update, and Slack being down never blocks a decision.
+   */
+  async function syncSlackMessage(): Promise<void> {
+    try {
+      slackRef = await slack.postRequestMessage({ request, plan, state });
+    } catch (err) {
+      slackPostFailed = true;
+      log.error('posting the Slack message failed', { error: String(err) });
+      return;
+    }
+    if (!slackRef) {
+      slackPostFailed = true;
+      return;
+    }
+    let rendered = state.version;
+    while (!(isTerminal(state.status) && rendered === state.version)) {
+      await condition(() => state.version !== rendered);
+      const snapshot = state;
+      try {
+        await slack.updateRequestMessage({ request, plan, state: snapshot, ref: slackRef });
+      } catch (err) {
+        log.error('updating the Slack message failed', { error: String(err) });
+      }
+      rendered = snapshot.version;
+    }
+  }
+}
+
+function nowIso(): string {
+  return new Date().toISOString();
+}
+
+function upsertStatus(state: RequestState): void {
+  const pending = Object.entries(state.personaState)
+    .filter(([, p]) => !p.acked)
+    .map(([name]) => name);
+  const pairs: SearchAttributeUpdatePair[] = [
+    { key: sa.GuardStatus, value: state.status },
+    { key: sa.GuardPersonasPending, value: isTerminal(state.status) ? [] : pending },
+  ];
+  upsertSearchAttributes(pairs);
+}

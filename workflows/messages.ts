@@ -1,0 +1,62 @@
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { Plan } from '../domain/plan.js';
+import type { CreateRequest } from '../domain/request-schema.js';
+import type { DomainEvent, RequestState } from '../domain/request-state.js';
+
+/**
+ * The approval workflow's messages, shared by the workflow and its callers so names and payloads exist once.
+ * Each command is both an Update (Slack and API: the caller learns the outcome at once) and a Signal of the
+ * same name (operator tooling: `temporal workflow signal --name approve --input '{"userId":"U1"}'`).
+ */
+export interface ApprovalInput {
+  requestId: string;
+  request: CreateRequest;
+  plan: Plan;
+  createdAt: string;
+  expiresAt: string;
+  lineageId: string | null;
+  /** Name of the authenticated agent that created it, when agent keys are configured. */
+  agent: string | null;
+}
+
+export interface SlackRef {
+  channel: string;
+  ts: string;
+}
+
+/** What a query returns: the state plus where the request lives in Slack. */
+export interface RequestView extends RequestState {
+  slack: SlackRef | null;
+}
+
+export type PersonaAckInput = { persona: string; userId: string };
+export type ApproveInput = { userId: string; seenPayloadHash?: string };
+export type DenyInput = { userId: string; reason?: string };
+export type ApproveWithEditsInput = { userId: string; changes: Record<string, unknown> };
+export type CancelInput = { actor: string; reason?: string };
+export type AdminDecisionInput = { decision: 'approve' | 'deny'; actor: string; reason?: string };
+
+export const personaAckUpdate = defineUpdate<RequestView, [PersonaAckInput]>('personaAck');
+export const approveUpdate = defineUpdate<RequestView, [ApproveInput]>('approve');
+export const denyUpdate = defineUpdate<RequestView, [DenyInput]>('deny');
+export const approveWithEditsUpdate = defineUpdate<RequestView, [ApproveWithEditsInput]>('approveWithEdits');
+export const cancelUpdate = defineUpdate<RequestView, [CancelInput]>('cancel');
+export const adminDecisionUpdate = defineUpdate<RequestView, [AdminDecisionInput]>('adminDecision');
+
+export const personaAckSignal = defineSignal<[PersonaAckInput]>('personaAck');
+export const approveSignal = defineSignal<[ApproveInput]>('approve');
+export const denySignal = defineSignal<[DenyInput]>('deny');
+export const approveWithEditsSignal = defineSignal<[ApproveWithEditsInput]>('approveWithEdits');
+export const cancelSignal = defineSignal<[CancelInput]>('cancel');
+export const adminDecisionSignal = defineSignal<[AdminDecisionInput]>('adminDecision');
+
+export const stateQuery = defineQuery<RequestView>('state');
+
+/** Facts the workflow reports through a sink (not replayed) for audit lines and metrics. */
+export interface GuardEventBatch {
+  requestId: string;
+  action: string;
+  createdAt: string;
+  at: string;
+  events: Array<DomainEvent | { type: 'request_created'; actor: string }>;
+}
