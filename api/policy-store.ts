@@ -1,18 +1,35 @@
 import { loadPolicyFile, type LoadedPolicy } from '../domain/policy-loader.js';
+import type { AuditLog } from '../observability/audit.js';
+import type { Metrics } from '../observability/metrics.js';
+
+export type ReloadSource = 'startup' | 'api' | 'sighup';
 
 /** The policy new requests are evaluated against; requests in flight keep the plan frozen in their workflow. */
 export class PolicyStore {
   private current: LoadedPolicy | null = null;
-  constructor(readonly path: string) {}
+
+  constructor(
+    readonly path: string,
+    private readonly metrics: Metrics,
+    private readonly audit: AuditLog,
+  ) {}
 
   get loaded(): LoadedPolicy | null {
     return this.current;
   }
 
-  /** Loads the file; on any error the previous policy stays in force and the error propagates. */
-  async reload(): Promise<LoadedPolicy> {
-    const next = await loadPolicyFile(this.path);
-    this.current = next;
-    return next;
+  /** Loads the file; on any error the previous policy stays in force, the failure is audited and rethrown. */
+  async reload(source: ReloadSource, actor = 'system'): Promise<LoadedPolicy> {
+    try {
+      const next = await loadPolicyFile(this.path);
+      this.current = next;
+      const actions = Object.keys(next.policy.actions);
+      if (source !== 'startup') this.metrics.policyReloads.inc({ source });
+      this.audit.emit({ event: 'policy_reloaded', actor, source, hash: next.hash, actions });
+      return next;
+    } catch (err) {
+      this.audit.emit({ event: 'policy_reload_failed', actor, source, detail: (err as Error).message });
+      throw err;
+    }
   }
 }

@@ -1,9 +1,9 @@
 import type { Client } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import { isTerminal } from '../domain/request-state.js';
 import type { RequestView } from '../workflows/messages.js';
 
-const EventType = temporal.api.enums.v1.EventType;
+const EventType = proto.temporal.api.enums.v1.EventType;
 /** Events after which the workflow's state may have changed. */
 const STATE_EVENTS = new Set<number>([
   EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,

@@ -18,15 +18,10 @@ export function adminRoutes(deps: ApiDeps) {
     app.post('/api/admin/reload-policy', async (req, reply) => {
       requireAdmin(deps, req);
       try {
-        const loaded = await deps.policy.reload();
-        const actions = Object.keys(loaded.policy.actions);
-        deps.metrics.policyReloads.inc({ source: 'api' });
-        deps.audit.emit({ event: 'policy_reloaded', actor: 'admin', source: 'api', hash: loaded.hash, actions });
-        return { ok: true, actions, hash: loaded.hash };
+        const loaded = await deps.policy.reload('api', 'admin');
+        return { ok: true, actions: Object.keys(loaded.policy.actions), hash: loaded.hash };
       } catch (err) {
-        const detail = (err as Error).message;
-        deps.audit.emit({ event: 'policy_reload_failed', actor: 'admin', source: 'api', detail });
-        return reply.code(500).send({ error: 'reload_failed', detail });
+        return reply.code(500).send({ error: 'reload_failed', detail: (err as Error).message });
       }
     });
   };

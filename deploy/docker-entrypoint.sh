@@ -1,0 +1,14 @@
+#!/bin/sh
+# Entry point of the image: the first argument picks the role; anything else runs as given (e.g. `sh`).
+# exec keeps Node as tini's direct child, so SIGTERM reaches the shutdown handlers.
+set -eu
+cd "$(dirname "$0")/.."
+
+role="${1:-api}"
+[ "$#" -gt 0 ] && shift
+
+case "$role" in
+  api) exec node --import tsx api/main.ts "$@" ;;
+  worker) exec node --import tsx worker/main.ts "$@" ;;
+  *) exec "$role" "$@" ;;
+esac

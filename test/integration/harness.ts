@@ -1,0 +1,204 @@
+import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { startApiServer, type ApiServer } from '../../api/server.js';
+import { loadConfig, type Config } from '../../config/env.js';
+import { startFakeSlack, type FakeSlack } from '../../dev/fake-slack.js';
+import { createAuditLog, type AuditLog } from '../../observability/audit.js';
+import { createMetrics, type Metrics } from '../../observability/metrics.js';
+import { startWorker, type RunningWorker } from '../../worker/run.js';
+import { workflowsPath } from '../../worker/worker.js';
+import { blockActionPayload, sendInteraction, type InteractionResponse } from '../helpers/slack.js';
+
+export const SIGNING_SECRET = 'test-signing-secret';
+export const ADMIN_TOKEN = 'test-admin-token';
+
+export const TEST_POLICY = `
+routing:
+  defaultChannel: C_APPROVALS
+  defaultTimeoutSec: 3600
+defaults:
+  unknownAction: deny
+  superApprovers: [U_ADMIN]
+personas:
+  DBA: [U_DBA]
+actions:
+  simple:
+    approvers: { allowSlackIds: [U_ALICE, U_BOB, U_REQ], minApprovals: 1 }
+  quorum2:
+    approvers: { allowSlackIds: [U_ALICE, U_BOB, U_CAROL], minApprovals: 2 }
+  personas:
+    approvers: { allowSlackIds: [U_ALICE, U_BOB], minApprovals: 1 }
+    personasRequired: [DBA, Security]
+  short:
+    approvers: { allowSlackIds: [U_ALICE], minApprovals: 1 }
+    timeoutSec: 2
+  self_ok:
+    approvers: { allowSlackIds: [U_REQ], minApprovals: 1 }
+    allowSelfApproval: true
+`;
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | null = null;
+/** The workflow code, bundled once per test file. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath, logger: quietLogger });
+  return bundle;
+}
+
+const noop = () => {};
+const quietLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: console.error, log: noop };
+
+export interface Harness {
+  url: string;
+  config: Config;
+  fakeSlack: FakeSlack;
+  metrics: Metrics;
+  audit: { lines: () => Array<Record<string, unknown>> };
+  api: ApiServer;
+  worker: RunningWorker;
+  policyPath: string;
+  dir: string;
+  post(path: string, body: unknown, headers?: Record<string, string>): Promise<JsonResponse>;
+  get(path: string): Promise<JsonResponse>;
+  create(action: string, overrides?: Record<string, unknown>, headers?: Record<string, string>): Promise<Created>;
+  click(actionId: string, requestId: string, userId: string, opts?: { blockId?: string }): Promise<InteractionResponse>;
+  close(): Promise<void>;
+}
+
+export interface JsonResponse {
+  status: number;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  headers: Headers;
+}
+
+export interface Created {
+  token: string;
+  requestId: string;
+  status: string;
+  expiresAt: string;
+}
+
+export function requestBody(action: string, overrides: Record<string, unknown> = {}) {
+  return {
+    action,
+    params: { database: 'orders', steps: 3 },
+    meta: {
+      origin: { repo: 'acme/shop', branch: 'main', pr: 42 },
+      requester: { id: 'U_REQ', source: 'slack', display: 'Requester' },
+      justification: 'needed for the release',
+    },
+    ...overrides,
+  };
+}
+
+function captureAudit(): { log: AuditLog; lines: () => Array<Record<string, unknown>> } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      chunks.push(String(chunk));
+      cb();
+    },
+  });
+  const lines = () =>
+    chunks
+      .join('')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { log: createAuditLog({ stream }), lines };
+}
+
+/**
+ * The whole service in this process against the run's real dev server: worker (own task queue), API on a
+ * free port, and a fake Slack Web API on loopback.
+ */
+export async function startHarness(opts: { policy?: string; env?: Record<string, string> } = {}): Promise<Harness> {
+  const address = process.env.TEMPORAL_TEST_ADDRESS;
+  if (!address) throw new Error('TEMPORAL_TEST_ADDRESS is not set: run through the integration Jest project');
+  const dir = await mkdtemp(join(tmpdir(), 'guard-it-'));
+  const policyPath = join(dir, 'policy.yaml');
+  await writeFile(policyPath, opts.policy ?? TEST_POLICY);
+  const fakeSlack = await startFakeSlack();
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    TEMPORAL_ADDRESS: address,
+    TEMPORAL_TASK_QUEUE: `it-${randomUUID()}`,
+    POLICY_PATH: policyPath,
+    SLACK_SIGNING_SECRET: SIGNING_SECRET,
+    SLACK_BOT_TOKEN: 'xoxb-test-token',
+    SLACK_API_URL: fakeSlack.url,
+    ADMIN_TOKEN,
+    TOKEN_SECRET: 'test-token-secret',
+    RETENTION_ARCHIVE_DIR: join(dir, 'archive'),
+    ...opts.env,
+  });
+  const metrics = createMetrics();
+  const audit = captureAudit();
+  const worker = await startWorker({
+    config,
+    metrics,
+    audit: audit.log,
+    workflowBundle: await workflowBundle(),
+    log: noop,
+  });
+  const api = await startApiServer({ config, metrics, audit: audit.log });
+  const url = api.url;
+
+  const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // plain-text answers (healthz, metrics) stay strings
+    }
+    return { status: res.status, body: parsed, headers: res.headers } as JsonResponse;
+  };
+
+  const harness: Harness = {
+    url,
+    config,
+    fakeSlack,
+    metrics,
+    audit: { lines: audit.lines },
+    api,
+    worker,
+    policyPath,
+    dir,
+    post: (path, body, headers) => request('POST', path, body, headers),
+    get: (path) => request('GET', path),
+    async create(action, overrides, headers) {
+      const res = await request('POST', '/api/guard/request', requestBody(action, overrides), headers);
+      if (res.status !== 200) throw new Error(`create ${action} failed: ${res.status} ${JSON.stringify(res.body)}`);
+      return res.body as Created;
+    },
+    click: (actionId, requestId, userId, o = {}) =>
+      sendInteraction(
+        url,
+        SIGNING_SECRET,
+        blockActionPayload({
+          actionId,
+          value: requestId,
+          userId,
+          channelId: 'C_APPROVALS',
+          ...(o.blockId ? { blockId: o.blockId } : {}),
+        }),
+      ),
+    async close() {
+      await api.close();
+      await worker.shutdown();
+      await fakeSlack.close();
+    },
+  };
+  return harness;
+}

@@ -1,0 +1,143 @@
+/**
+ * Shared pieces of the workflow suites: activity mocks typed as the real activities (so a signature change
+ * breaks the tests at compile time), a worker per test on its own task queue, and the workflow's sink events.
+ */
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, type InjectedSinks, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { randomUUID } from 'node:crypto';
+import type { ArchiveActivities } from '../../activities/archive.js';
+import type { SlackActivities } from '../../activities/slack.js';
+import type { GuardSinks } from '../../workflows/approval.js';
+import type { ApprovalInput, GuardEventBatch, RequestView } from '../../workflows/messages.js';
+import { makePlan, makeRequest } from '../fixtures/plans.js';
+
+export type GuardActivities = SlackActivities & ArchiveActivities;
+type CallLog = { [K in keyof GuardActivities]: Parameters<GuardActivities[K]>[0][] };
+
+export const SLACK_REF = { channel: 'C_APPROVALS', ts: '1700000000.000100' };
+
+export interface ActivityMocks {
+  activities: GuardActivities;
+  calls: CallLog;
+  /** Holds `archiveRequest` open until `releaseArchive()`, keeping a decided workflow running. */
+  holdArchive(): void;
+  releaseArchive(): void;
+}
+
+export function mockActivities(): ActivityMocks {
+  const calls: CallLog = {
+    postRequestMessage: [],
+    updateRequestMessage: [],
+    postEscalationNotice: [],
+    archiveRequest: [],
+  };
+  let gate: Promise<void> = Promise.resolve();
+  let release: () => void = () => undefined;
+  const activities: GuardActivities = {
+    async postRequestMessage(input) {
+      calls.postRequestMessage.push(input);
+      return SLACK_REF;
+    },
+    async updateRequestMessage(input) {
+      calls.updateRequestMessage.push(input);
+    },
+    async postEscalationNotice(input) {
+      calls.postEscalationNotice.push(input);
+    },
+    async archiveRequest(input) {
+      calls.archiveRequest.push(input);
+      await gate;
+      return { file: '/archive/requests.jsonl' };
+    },
+  };
+  return {
+    activities,
+    calls,
+    holdArchive: () => {
+      gate = new Promise((resolve) => (release = resolve));
+    },
+    releaseArchive: () => release(),
+  };
+}
+
+/** Collects what the workflow reports through its sink: the facts behind audit lines and metrics. */
+export function eventRecorder() {
+  const batches: GuardEventBatch[] = [];
+  const sinks: InjectedSinks<GuardSinks> = {
+    guard: { events: { fn: (_info, batch) => void batches.push(batch), callDuringReplay: false } },
+  };
+  const types = () => batches.flatMap((b) => b.events.map((e) => e.type));
+  return { sinks, batches, types };
+}
+
+export interface RunOptions {
+  env: TestWorkflowEnvironment;
+  bundle: WorkflowBundleWithSourceMap;
+  mocks?: ActivityMocks;
+  sinks?: InjectedSinks<GuardSinks>;
+}
+
+/** Runs `fn` while a fresh worker polls a task queue of its own. */
+export async function withWorker<T>(
+  { env, bundle, mocks = mockActivities(), sinks }: RunOptions,
+  fn: (taskQueue: string) => Promise<T>,
+): Promise<T> {
+  const taskQueue = `tq-${randomUUID()}`;
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: bundle,
+    activities: mocks.activities,
+    ...(sinks ? { sinks } : {}),
+  });
+  return worker.runUntil(fn(taskQueue));
+}
+
+/** Times come from the test server's clock, which earlier tests have skipped ahead. */
+export async function approvalInput(
+  env: TestWorkflowEnvironment,
+  { timeoutSec = 3600, ...overrides }: Partial<ApprovalInput> & { timeoutSec?: number } = {},
+): Promise<ApprovalInput> {
+  const now = await env.currentTimeMs();
+  return {
+    requestId: `req_${randomUUID()}`,
+    request: makeRequest(),
+    plan: makePlan({ timeoutSec }),
+    createdAt: new Date(now).toISOString(),
+    expiresAt: new Date(now + timeoutSec * 1000).toISOString(),
+    lineageId: null,
+    agent: null,
+    ...overrides,
+  };
+}
+
+/** The refusal reason of a rejected Update: validators throw an ApplicationFailure typed with the reason. */
+export async function refusalOf(promise: Promise<unknown>): Promise<string> {
+  const err: unknown = await promise.then(
+    () => {
+      throw new Error('expected the update to be refused');
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
+  const cause = (err as WorkflowUpdateFailedError).cause;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  return (cause as ApplicationFailure).type ?? '';
+}
+
+/** Polls a query until `done` holds; for effects that arrive asynchronously (signals, timers after a sleep). */
+export async function eventually(
+  read: () => Promise<RequestView>,
+  done: (view: RequestView) => boolean,
+  timeoutMs = 5000,
+): Promise<RequestView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const view = await read();
+    if (done(view)) return view;
+    if (Date.now() > deadline) throw new Error(`condition not met; last state: ${JSON.stringify(view)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
