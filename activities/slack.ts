@@ -6,13 +6,25 @@ import type { RequestState } from '../domain/request-state.js';
 import { renderEscalationNotice, renderRequestMessage, type SlackMessage } from '../domain/slack-message.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { SlackRef } from '../workflows/messages.js';
+import { SlackUpdateQueue } from './slack-update-queue.js';
 
 export interface SlackActivityDeps {
   /** null when no bot token is configured: messages are skipped, decisions still work (API, signals). */
   slack: WebClient | null;
   metrics: Metrics;
-  log?: (msg: string, fields?: Record<string, unknown>) => void;
+  /** SLACK_UPDATE_QUEUE: bursts of changes to one message wait `coalesceMs` and go out as one chat.update. */
+  updateQueue?: { coalesceMs: number } | null;
 }
+
+/**
+ * What the worker tells the workflow's Slack loop after each call: with the update queue on, how long to let
+ * changes accumulate before the next update. Coming from the worker's config, it applies to requests in flight.
+ */
+export interface UpdateHint {
+  coalesceMs?: number;
+}
+
+export type PostedMessage = SlackRef & UpdateHint;
 
 export interface MessageInput {
   request: CreateRequest;
@@ -34,7 +46,10 @@ const PERMANENT = new Set([
   'cant_update_message',
 ]);
 
-export function createSlackActivities({ slack, metrics }: SlackActivityDeps) {
+export function createSlackActivities({ slack, metrics, updateQueue }: SlackActivityDeps) {
+  const queue = updateQueue ? new SlackUpdateQueue(metrics.slackUpdateQueueDepth) : null;
+  const hint: UpdateHint = updateQueue ? { coalesceMs: updateQueue.coalesceMs } : {};
+
   async function call<T>(method: string, fn: (client: WebClient) => Promise<T>): Promise<T | null> {
     if (!slack) return null;
     try {
@@ -47,17 +62,27 @@ export function createSlackActivities({ slack, metrics }: SlackActivityDeps) {
   }
 
   return {
-    async postRequestMessage({ request, plan, state }: MessageInput): Promise<SlackRef | null> {
+    async postRequestMessage({ request, plan, state }: MessageInput): Promise<PostedMessage | null> {
       const channel = plan.channel ?? plan.dmFallbackUser;
       if (!channel) return null;
       const msg = renderRequestMessage(request, plan, state);
       const res = await call('chat.postMessage', (c) => c.chat.postMessage({ channel, ...msg }));
-      return res?.ts && res.channel ? { channel: res.channel, ts: res.ts } : null;
+      return res?.ts && res.channel ? { channel: res.channel, ts: res.ts, ...hint } : null;
     },
 
-    async updateRequestMessage({ request, plan, state, ref }: MessageInput & { ref: SlackRef }): Promise<void> {
+    async updateRequestMessage({
+      request,
+      plan,
+      state,
+      ref,
+    }: MessageInput & { ref: SlackRef }): Promise<UpdateHint | void> {
       const msg = renderRequestMessage(request, plan, state);
-      await call('chat.update', (c) => c.chat.update({ channel: ref.channel, ts: ref.ts, ...msg }));
+      const send = async () => {
+        await call('chat.update', (c) => c.chat.update({ channel: ref.channel, ts: ref.ts, ...msg }));
+      };
+      if (queue) await queue.submit(ref, state.version, send);
+      else await send();
+      return hint;
     },
 
     async postEscalationNotice({ request, plan, state, ref }: MessageInput & { ref: SlackRef | null }): Promise<void> {
@@ -89,7 +114,7 @@ function classify(method: string, err: unknown, metrics: Metrics): Error {
     return ApplicationFailure.create({
       type: 'slack_rate_limited',
       message: `${method} rate limited by Slack`,
-      nextRetryDelay: `${Math.max(1, e.retryAfter ?? 1)}s`,
+      nextRetryDelay: Math.max(1, e.retryAfter ?? 1) * 1000,
     });
   }
   const slackError = e.data?.error;

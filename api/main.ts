@@ -1,7 +1,8 @@
 import { ConfigError, loadConfig } from '../config/env.js';
 import { onReloadSignal, onShutdown } from '../dev/lifecycle.js';
-import { createAuditLog } from '../observability/audit.js';
+import { configSecrets, createAuditLog } from '../observability/audit.js';
 import { createMetrics } from '../observability/metrics.js';
+import { startTracing } from '../observability/tracing.js';
 import { startApiServer } from './server.js';
 
 const log = (msg: string) => console.error(`[api] ${msg}`);
@@ -9,12 +10,20 @@ const log = (msg: string) => console.error(`[api] ${msg}`);
 /** `npm run start:api`: the API alone, against TEMPORAL_ADDRESS (scale-out: run as many as needed). */
 async function main(): Promise<void> {
   const config = loadConfig();
-  const audit = createAuditLog({ file: config.AUDIT_FILE });
-  const api = await startApiServer({ config, metrics: createMetrics(), audit, logger: { level: config.LOG_LEVEL } });
+  const tracing = startTracing(config, 'approval-guard-api');
+  const audit = createAuditLog({ file: config.AUDIT_FILE, secrets: configSecrets(config) });
+  const api = await startApiServer({
+    config,
+    metrics: createMetrics(),
+    audit,
+    logger: { level: config.LOG_LEVEL },
+    tracing,
+  });
   log(`listening on ${api.url}, Temporal ${config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.TEMPORAL_DEV_PORT}`}`);
   onReloadSignal(() => api.policy.reload('sighup'), log);
   onShutdown(async () => {
     await api.close();
+    await tracing?.shutdown();
     await audit.close();
   }, log);
 }

@@ -3,9 +3,11 @@ import {
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   type Client,
+  type WorkflowExecutionInfo,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ApplicationFailure, type SignalDefinition, type UpdateDefinition } from '@temporalio/common';
+import { ApplicationFailure, type Payload, type SignalDefinition, type UpdateDefinition } from '@temporalio/common';
+import type { temporal } from '@temporalio/proto';
 import { isTerminal, REFUSAL_REASONS, type RefusalReason } from '../domain/request-state.js';
 import { GUARD_SEARCH_ATTRIBUTE_KEYS as sa } from '../temporal/search-attributes.js';
 import type { approvalWorkflow } from '../workflows/approval.js';
@@ -143,4 +145,56 @@ export class RequestGateway {
   async isTerminal(requestId: string): Promise<boolean> {
     return isTerminal((await this.view(requestId)).status);
   }
+
+  /** The workflow's input, read from its first history event: what the request was created with. */
+  async input(requestId: string): Promise<ApprovalInput> {
+    const [first] = await this.events(requestId, 1);
+    const payloads = first?.workflowExecutionStartedEventAttributes?.input?.payloads ?? [];
+    return this.decode(payloads)[0] as ApprovalInput;
+  }
+
+  /** The whole event history, for operators. */
+  history(requestId: string): Promise<temporal.api.history.v1.IHistoryEvent[]> {
+    return this.events(requestId);
+  }
+
+  /** Payloads from the history, decoded with the client's converter. */
+  decode(payloads: Payload[]): unknown[] {
+    const converter = this.client.options.loadedDataConverter.payloadConverter;
+    return payloads.map((p) => converter.fromPayload(p));
+  }
+
+  /** Workflows matching a visibility query (eventually consistent: a just-started one may be missing briefly). */
+  async list(query: string, limit: number): Promise<WorkflowExecutionInfo[]> {
+    const found: WorkflowExecutionInfo[] = [];
+    for await (const info of this.client.workflow.list({ query, pageSize: Math.min(limit, 1000) })) {
+      found.push(info);
+      if (found.length >= limit) break;
+    }
+    return found;
+  }
+
+  private async events(requestId: string, max = Infinity): Promise<temporal.api.history.v1.IHistoryEvent[]> {
+    const events: temporal.api.history.v1.IHistoryEvent[] = [];
+    let nextPageToken: Uint8Array | null = null;
+    try {
+      do {
+        const res: temporal.api.workflowservice.v1.IGetWorkflowExecutionHistoryResponse =
+          await this.client.workflowService.getWorkflowExecutionHistory({
+            namespace: this.client.options.namespace,
+            execution: { workflowId: requestId },
+            maximumPageSize: Number.isFinite(max) ? max : 0,
+            nextPageToken,
+          });
+        events.push(...(res.history?.events ?? []));
+        nextPageToken = res.nextPageToken?.length ? res.nextPageToken : null;
+      } while (nextPageToken && events.length < max);
+    } catch (err) {
+      if ((err as { code?: number }).code === GRPC_NOT_FOUND) throw new NotFoundError(`request ${requestId} not found`);
+      throw err;
+    }
+    return events.slice(0, max);
+  }
 }
+
+const GRPC_NOT_FOUND = 5;

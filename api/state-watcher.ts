@@ -85,6 +85,11 @@ export class StateWatcher {
     if (watch) this.deliver(watch, view);
   }
 
+  /** How many listeners follow a request in this process; a closed stream must leave none behind. */
+  listenerCount(requestId: string): number {
+    return this.watches.get(requestId)?.listeners.size ?? 0;
+  }
+
   close(): void {
     for (const [id, watch] of this.watches) this.stop(id, watch);
   }

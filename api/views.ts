@@ -1,12 +1,16 @@
 import { isTerminal } from '../domain/request-state.js';
 import type { RequestView } from '../workflows/messages.js';
+import type { ReceiptSigner } from './receipts.js';
 
 function approverIds(view: RequestView): string[] {
   return view.approvals.map((a) => a.userId);
 }
 
-/** Body of `GET|POST /api/guard/wait`: terminal answers carry the effective params the agent may run. */
-export function waitBody(view: RequestView) {
+/**
+ * Body of `GET|POST /api/guard/wait` and of each SSE `state` event: terminal answers carry the effective params
+ * the agent may run and a signed receipt of the decision.
+ */
+export function waitBody(view: RequestView, receipts: ReceiptSigner) {
   const terminal = isTerminal(view.status);
   return {
     requestId: view.requestId,
@@ -24,12 +28,15 @@ export function waitBody(view: RequestView) {
     reason: view.reason,
     payloadHash: view.payloadHash,
     version: view.version,
-    ...(terminal ? { effectiveParams: view.effectiveParams, overridden: view.overrides.length > 0 } : {}),
+    ...(terminal
+      ? { effectiveParams: view.effectiveParams, overridden: view.overrides.length > 0, receipt: receipts.issue(view) }
+      : {}),
   };
 }
 
-/** Body of `GET /api/guard/status` (SPEC section 3). */
-export function statusBody(view: RequestView) {
+/** Body of `GET /api/guard/status` (SPEC section 3); terminal answers carry the signed receipt. */
+export function statusBody(view: RequestView, receipts: ReceiptSigner) {
+  const receipt = receipts.issue(view);
   return {
     requestId: view.requestId,
     action: view.action,
@@ -47,5 +54,6 @@ export function statusBody(view: RequestView) {
     payloadHash: view.payloadHash,
     overrides: view.overrides.map((o) => ({ by: o.by, at: o.at, keys: Object.keys(o.diff) })),
     version: view.version,
+    ...(receipt ? { receipt } : {}),
   };
 }

@@ -1,3 +1,4 @@
+import { createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
 
 const bool = z
@@ -9,6 +10,11 @@ const optionalString = z
   .optional()
   .transform((v) => (v === '' ? undefined : v));
 const hostPort = z.string().regex(/^[\w.-]+:\d{1,5}$/, 'must be host:port');
+/** `name:key,name:key` (api/auth.ts reads it); keys hold no comma or whitespace. */
+const agentKeys = optionalString.refine(
+  (v) => v === undefined || v.split(',').every((pair) => /^\s*[^:,\s]+:[^,\s]+\s*$/.test(pair)),
+  'must be name:key pairs separated by commas',
+);
 
 /** Every environment variable of the runbook and SPEC section 8, parsed once at start-up. */
 export const envSchema = z
@@ -24,17 +30,27 @@ export const envSchema = z
     TEMPORAL_DEV_DB: z.string().min(1).default('.data/temporal.sqlite'),
     TEMPORAL_DEV_PORT: int(1, 65535).default(7233),
     TEMPORAL_UI_PORT: int(0, 65535).default(8233),
+    /** Temporal SDK (Core) metrics of the worker, Prometheus text on their own port. */
     TEMPORAL_METRICS_PORT: int(1, 65535).optional(),
+    /** A worker-only process (`npm run start:worker`) serves its counters on this port (0 = any free port). */
+    WORKER_METRICS_PORT: int(0, 65535).optional(),
 
     POLICY_PATH: z.string().min(1).default('policies/policy.yaml'),
     TOKEN_SECRET: optionalString,
     ADMIN_TOKEN: optionalString,
-    AGENT_API_KEYS: optionalString,
+    AGENT_API_KEYS: agentKeys,
+    /** Ed25519 private key (PEM, `\n` escapes allowed) that signs decision receipts; generated in development. */
+    RECEIPT_PRIVATE_KEY: optionalString
+      .transform((v) => v?.replaceAll('\\n', '\n'))
+      .refine((v) => v === undefined || isEd25519PrivateKey(v), 'must be an Ed25519 private key in PEM'),
+    SSE_HEARTBEAT_MS: int(10).default(25_000),
 
     SLACK_SIGNING_SECRET: optionalString,
     SLACK_BOT_TOKEN: optionalString,
     SLACK_API_URL: z.url().optional(),
     SLACK_UPDATE_QUEUE: bool.default(false),
+    /** With SLACK_UPDATE_QUEUE, how long changes to one message accumulate before they go out as one update. */
+    SLACK_UPDATE_QUEUE_WINDOW_MS: int(1, 60_000).default(1000),
 
     OVERRIDE_MAX_KEYS: int(1).default(10),
     OVERRIDE_MAX_CHARS: int(1).default(2000),
@@ -56,10 +72,25 @@ export const envSchema = z
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV !== 'production') return;
-    for (const key of ['SLACK_SIGNING_SECRET', 'SLACK_BOT_TOKEN', 'TOKEN_SECRET', 'ADMIN_TOKEN'] as const) {
+    const required = [
+      'SLACK_SIGNING_SECRET',
+      'SLACK_BOT_TOKEN',
+      'TOKEN_SECRET',
+      'ADMIN_TOKEN',
+      'RECEIPT_PRIVATE_KEY',
+    ] as const;
+    for (const key of required) {
       if (!env[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'is required when NODE_ENV=production' });
     }
   });
+
+function isEd25519PrivateKey(pem: string): boolean {
+  try {
+    return createPrivateKey(pem).asymmetricKeyType === 'ed25519';
+  } catch {
+    return false;
+  }
+}
 
 export type Config = z.infer<typeof envSchema>;
 

@@ -1,4 +1,4 @@
-import type { Policy } from './policy-schema.js';
+import type { Policy, PolicyAction } from './policy-schema.js';
 
 export type RedactionMode = 'none' | 'allowlist' | 'denylist' | 'all';
 
@@ -45,72 +45,73 @@ export type PlanResult = { ok: true; plan: Plan } | { ok: false; error: 'policy_
 
 /** Evaluates the policy for one action. Pure: the same policy, action and limits always give the same plan. */
 export function evaluatePolicy(policy: Policy, policyHash: string, action: string, limits: PlanLimits): PlanResult {
-  const def = policy.actions[action];
-  const superApprovers = policy.defaults.superApprovers;
-  const common = {
-    action,
-    policyHash,
-    dmFallbackUser: policy.routing.dmFallbackUser ?? null,
-  };
-  if (!def) {
-    if (policy.defaults.unknownAction !== 'manual') {
-      return { ok: false, error: 'policy_denied', reason: `action '${action}' is not in the policy` };
-    }
-    return {
-      ok: true,
-      plan: {
-        ...common,
-        known: false,
-        approvers: [...superApprovers],
-        minApprovals: 1,
-        personas: [],
-        timeoutSec: policy.routing.defaultTimeoutSec,
-        escalation: null,
-        redaction: { mode: 'all', keys: [] },
-        overrides: {
-          allowed: false,
-          keys: [],
-          schema: null,
-          maxKeys: limits.overrideMaxKeys,
-          maxChars: limits.overrideMaxChars,
-        },
-        allowSelfApproval: false,
-        reRequest: { allowed: false, cooldownSec: 0 },
-        channel: policy.routing.defaultChannel ?? null,
-      },
-    };
-  }
+  // Own keys only: an action named `constructor` must not find Object.prototype's.
+  const def = ownEntry(policy.actions, action);
+  const common = { action, policyHash, dmFallbackUser: policy.routing.dmFallbackUser ?? null };
+  if (def) return { ok: true, plan: { ...common, ...actionPlan(policy, def, limits) } };
+  if (policy.defaults.unknownAction === 'manual')
+    return { ok: true, plan: { ...common, ...manualPlan(policy, limits) } };
+  return { ok: false, error: 'policy_denied', reason: `action '${action}' is not in the policy` };
+}
+
+type PlanBody = Omit<Plan, 'action' | 'policyHash' | 'dmFallbackUser'>;
+
+function actionPlan(policy: Policy, def: PolicyAction, limits: PlanLimits): PlanBody {
+  const esc = def.escalation;
   return {
-    ok: true,
-    plan: {
-      ...common,
-      known: true,
-      approvers: unique([...def.approvers.allowSlackIds, ...superApprovers]),
-      minApprovals: def.approvers.minApprovals,
-      personas: def.personasRequired.map((name) => ({ name, members: [...(policy.personas[name] ?? [])] })),
-      timeoutSec: def.timeoutSec ?? policy.routing.defaultTimeoutSec,
-      escalation: def.escalation
-        ? {
-            escalateBeforeSec: def.escalation.escalateBeforeSec,
-            channel: def.escalation.escalationChannel ?? null,
-            minApprovals: def.escalation.escalateMinApprovals ?? null,
-          }
-        : null,
-      redaction: def.redactParams
-        ? { mode: def.redactParams.mode, keys: [...def.redactParams.keys] }
-        : { mode: 'none', keys: [] },
-      overrides: {
-        allowed: def.allowParamOverrides,
-        keys: [...def.overrideKeys],
-        schema: def.overrideSchema ?? null,
-        maxKeys: limits.overrideMaxKeys,
-        maxChars: limits.overrideMaxChars,
-      },
-      allowSelfApproval: def.allowSelfApproval,
-      reRequest: { allowed: def.allowReRequest, cooldownSec: def.reRequestCooldownSec },
-      channel: def.channel ?? policy.routing.defaultChannel ?? null,
+    known: true,
+    approvers: unique([...def.approvers.allowSlackIds, ...policy.defaults.superApprovers]),
+    minApprovals: def.approvers.minApprovals,
+    personas: def.personasRequired.map((name) => ({ name, members: [...(ownEntry(policy.personas, name) ?? [])] })),
+    timeoutSec: def.timeoutSec ?? policy.routing.defaultTimeoutSec,
+    escalation: esc
+      ? {
+          escalateBeforeSec: esc.escalateBeforeSec,
+          channel: esc.escalationChannel ?? null,
+          minApprovals: esc.escalateMinApprovals ?? null,
+        }
+      : null,
+    redaction: def.redactParams
+      ? { mode: def.redactParams.mode, keys: [...def.redactParams.keys] }
+      : { mode: 'none', keys: [] },
+    overrides: {
+      allowed: def.allowParamOverrides,
+      keys: [...def.overrideKeys],
+      schema: def.overrideSchema ? structuredClone(def.overrideSchema) : null,
+      maxKeys: limits.overrideMaxKeys,
+      maxChars: limits.overrideMaxChars,
     },
+    allowSelfApproval: def.allowSelfApproval,
+    reRequest: { allowed: def.allowReRequest, cooldownSec: def.reRequestCooldownSec },
+    channel: def.channel ?? policy.routing.defaultChannel ?? null,
   };
+}
+
+/** `unknownAction: manual` (SPEC section 5): super approvers decide, quorum 1; nothing is shown or editable. */
+function manualPlan(policy: Policy, limits: PlanLimits): PlanBody {
+  return {
+    known: false,
+    approvers: [...policy.defaults.superApprovers],
+    minApprovals: 1,
+    personas: [],
+    timeoutSec: policy.routing.defaultTimeoutSec,
+    escalation: null,
+    redaction: { mode: 'all', keys: [] },
+    overrides: {
+      allowed: false,
+      keys: [],
+      schema: null,
+      maxKeys: limits.overrideMaxKeys,
+      maxChars: limits.overrideMaxChars,
+    },
+    allowSelfApproval: false,
+    reRequest: { allowed: false, cooldownSec: 0 },
+    channel: policy.routing.defaultChannel ?? null,
+  };
+}
+
+function ownEntry<T>(record: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
 }
 
 function unique(ids: string[]): string[] {

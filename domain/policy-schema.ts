@@ -1,109 +1,253 @@
 import { z } from 'zod';
+import { overrideSchemaProblems } from './json-schema.js';
 
 /**
- * The policy file format (SPEC section 5). Objects are strict: a misspelt key is an error, never ignored.
- * Kept free of I/O so the API, the check command and the tests share it.
+ * The policy file format (SPEC section 5; docs/policy.md is the operators' reference). Objects are strict: a
+ * misspelt key is an error, never ignored. Kept free of I/O so the API, the check command and the tests share it.
  */
-const slackId = z.string().min(1);
+const slackId = z.string().min(1, 'must not be empty');
+const name = z.string().min(1, 'must not be empty');
+const seconds = z.number().int('must be a whole number of seconds').positive('must be greater than 0');
+
+export const DEFAULT_TIMEOUT_SEC = 3600;
 
 export const redactionSchema = z.strictObject({
   mode: z.enum(['allowlist', 'denylist', 'all']),
-  keys: z.array(z.string().min(1)).default([]),
+  keys: z.array(name).default([]),
 });
 
 export const escalationSchema = z.strictObject({
-  escalateBeforeSec: z.number().int().positive(),
-  escalationChannel: z.string().min(1).optional(),
-  escalateMinApprovals: z.number().int().min(1).optional(),
+  escalateBeforeSec: seconds,
+  escalationChannel: name.optional(),
+  escalateMinApprovals: z.number().int('must be a whole number').min(1, 'must be at least 1').optional(),
+});
+
+export const approversSchema = z.strictObject({
+  allowSlackIds: z.array(slackId).default([]),
+  minApprovals: z.number().int('must be a whole number').min(1, 'must be at least 1').default(1),
 });
 
 export const actionSchema = z.strictObject({
   description: z.string().optional(),
-  approvers: z
-    .strictObject({
-      allowSlackIds: z.array(slackId).default([]),
-      minApprovals: z.number().int().min(1, 'must be at least 1').default(1),
-    })
-    .default({ allowSlackIds: [], minApprovals: 1 }),
-  personasRequired: z.array(z.string().min(1)).default([]),
-  timeoutSec: z.number().int().positive().optional(),
+  approvers: approversSchema.default({ allowSlackIds: [], minApprovals: 1 }),
+  personasRequired: z.array(name).default([]),
+  timeoutSec: seconds.optional(),
   redactParams: redactionSchema.optional(),
-  channel: z.string().min(1).optional(),
+  channel: name.optional(),
   escalation: escalationSchema.optional(),
   allowReRequest: z.boolean().default(false),
-  reRequestCooldownSec: z.number().int().min(0).default(0),
+  reRequestCooldownSec: z.number().int('must be a whole number of seconds').min(0, 'must not be negative').default(0),
   allowParamOverrides: z.boolean().default(false),
-  overrideKeys: z.array(z.string().min(1)).default([]),
+  overrideKeys: z.array(name).default([]),
   overrideSchema: z.record(z.string(), z.unknown()).optional(),
   allowSelfApproval: z.boolean().default(false),
 });
 
-export const DEFAULT_TIMEOUT_SEC = 3600;
+export const routingSchema = z.strictObject({
+  defaultChannel: name.optional(),
+  dmFallbackUser: slackId.optional(),
+  defaultTimeoutSec: seconds.default(DEFAULT_TIMEOUT_SEC),
+});
 
-export const policySchema = z
-  .strictObject({
-    version: z.union([z.number(), z.string()]).optional(),
-    actions: z.record(z.string().min(1), actionSchema).default({}),
-    routing: z
-      .strictObject({
-        defaultChannel: z.string().min(1).optional(),
-        dmFallbackUser: z.string().min(1).optional(),
-        defaultTimeoutSec: z.number().int().positive().default(DEFAULT_TIMEOUT_SEC),
-      })
-      .default({ defaultTimeoutSec: DEFAULT_TIMEOUT_SEC }),
-    defaults: z
-      .strictObject({
-        unknownAction: z.enum(['deny', 'manual']).default('deny'),
-        superApprovers: z.array(slackId).default([]),
-      })
-      .default({ unknownAction: 'deny', superApprovers: [] }),
-    personas: z.record(z.string().min(1), z.array(slackId)).default({}),
-  })
-  .superRefine((policy, ctx) => {
-    for (const [name, action] of Object.entries(policy.actions)) {
-      const at = (...path: (string | number)[]) => ['actions', name, ...path];
-      const timeoutSec = action.timeoutSec ?? policy.routing.defaultTimeoutSec;
-      const esc = action.escalation;
-      if (esc && esc.escalateBeforeSec >= timeoutSec) {
-        ctx.addIssue({
-          code: 'custom',
-          path: at('escalation', 'escalateBeforeSec'),
-          message: `must be less than timeoutSec (${timeoutSec})`,
-        });
-      }
-      if (esc?.escalateMinApprovals !== undefined && esc.escalateMinApprovals < action.approvers.minApprovals) {
-        ctx.addIssue({
-          code: 'custom',
-          path: at('escalation', 'escalateMinApprovals'),
-          message: `must be at least approvers.minApprovals (${action.approvers.minApprovals})`,
-        });
-      }
-      const pool = new Set([...action.approvers.allowSlackIds, ...policy.defaults.superApprovers]);
-      const quorum = Math.max(action.approvers.minApprovals, esc?.escalateMinApprovals ?? 0);
-      if (pool.size < quorum) {
-        ctx.addIssue({
-          code: 'custom',
-          path: at('approvers', 'minApprovals'),
-          message: `quorum ${quorum} can never be reached: only ${pool.size} allowed approver(s)`,
-        });
-      }
-      if (action.allowParamOverrides && action.overrideKeys.length === 0) {
-        ctx.addIssue({
-          code: 'custom',
-          path: at('overrideKeys'),
-          message: 'must list at least one key when allowParamOverrides is true',
-        });
-      }
-      if (action.redactParams && action.redactParams.mode !== 'all' && action.redactParams.keys.length === 0) {
-        ctx.addIssue({
-          code: 'custom',
-          path: at('redactParams', 'keys'),
-          message: `must list at least one key for mode ${action.redactParams.mode}`,
-        });
-      }
-    }
-  });
+export const defaultsSchema = z.strictObject({
+  unknownAction: z.enum(['deny', 'manual']).default('deny'),
+  superApprovers: z.array(slackId).default([]),
+});
 
-export type Policy = z.infer<typeof policySchema>;
+const policyObject = z.strictObject({
+  version: z.union([z.number(), z.string()]).optional(),
+  actions: z.record(name, actionSchema).default({}),
+  routing: routingSchema.default({ defaultTimeoutSec: DEFAULT_TIMEOUT_SEC }),
+  defaults: defaultsSchema.default({ unknownAction: 'deny', superApprovers: [] }),
+  personas: z.record(name, z.array(slackId)).default({}),
+});
+
+export type Policy = z.infer<typeof policyObject>;
 export type PolicyAction = z.infer<typeof actionSchema>;
 export type Redaction = z.infer<typeof redactionSchema>;
+
+type Path = (string | number)[];
+type Report = (path: Path, message: string) => void;
+
+/** Which top-level sections parsed cleanly: a rule reading a broken one would be reading raw input. */
+interface Intact {
+  routing: boolean;
+  defaults: boolean;
+  personas: boolean;
+}
+
+/**
+ * Cross-field rules run even when other parts of the file are broken, so one run lists every error; a rule
+ * is skipped only when a section it reads did not parse.
+ */
+export const policySchema = policyObject.superRefine(
+  (policy, ctx) => {
+    const broken = ctx.issues.filter((i) => i.code !== 'unrecognized_keys').map((i) => i.path ?? []);
+    // Intact: no issue inside this section, nor above it (the section itself of the wrong type).
+    const intact = (...section: Path) =>
+      !broken.some((p) => p.every((seg, i) => i >= section.length || seg === section[i]));
+    const report: Report = (path, message) => ctx.addIssue({ code: 'custom', path, message });
+    const sections = { routing: intact('routing'), defaults: intact('defaults'), personas: intact('personas') };
+    if (sections.defaults) checkDefaults(policy, report);
+    if (broken.some((p) => isPrefix(p, ['actions']))) return;
+    for (const [actionName, action] of Object.entries(policy.actions)) {
+      if (!intact('actions', actionName)) continue;
+      const at = (path: Path, message: string) => report(['actions', actionName, ...path], message);
+      checkAction(policy, sections, action, at);
+    }
+  },
+  { when: (payload) => isPlainObject(payload.value) },
+);
+
+function checkDefaults(policy: Policy, report: Report): void {
+  if (policy.defaults.unknownAction === 'manual' && policy.defaults.superApprovers.length === 0) {
+    report(['defaults', 'superApprovers'], 'must list at least one Slack id when unknownAction is manual');
+  }
+}
+
+function checkAction(policy: Policy, sections: Intact, action: PolicyAction, report: Report): void {
+  if (sections.routing) checkTiming(policy, action, report);
+  if (sections.defaults) checkQuorum(policy, action, report);
+  if (sections.personas) checkPersonas(policy, action, report);
+  checkOverrides(action, report);
+  if (action.redactParams && action.redactParams.mode !== 'all' && action.redactParams.keys.length === 0) {
+    report(['redactParams', 'keys'], `must list at least one key for mode ${action.redactParams.mode}`);
+  }
+}
+
+function checkTiming(policy: Policy, action: PolicyAction, report: Report): void {
+  const timeoutSec = action.timeoutSec ?? policy.routing.defaultTimeoutSec;
+  const esc = action.escalation;
+  if (esc && esc.escalateBeforeSec >= timeoutSec) {
+    const from = action.timeoutSec === undefined ? 'routing.defaultTimeoutSec' : 'timeoutSec';
+    report(['escalation', 'escalateBeforeSec'], `must be less than ${from} (${timeoutSec})`);
+  }
+}
+
+function checkQuorum(policy: Policy, action: PolicyAction, report: Report): void {
+  const { minApprovals } = action.approvers;
+  const raised = action.escalation?.escalateMinApprovals;
+  if (raised !== undefined && raised < minApprovals) {
+    report(['escalation', 'escalateMinApprovals'], `must be at least approvers.minApprovals (${minApprovals})`);
+  }
+  const pool = new Set([...action.approvers.allowSlackIds, ...policy.defaults.superApprovers]).size;
+  const who = `only ${pool} distinct approver(s) in approvers.allowSlackIds and defaults.superApprovers`;
+  if (pool < minApprovals) {
+    report(['approvers', 'minApprovals'], `quorum ${minApprovals} can never be reached: ${who}`);
+  } else if (raised !== undefined && pool < raised) {
+    report(['escalation', 'escalateMinApprovals'], `quorum ${raised} can never be reached: ${who}`);
+  }
+}
+
+function checkPersonas(policy: Policy, action: PolicyAction, report: Report): void {
+  const seen = new Set<string>();
+  action.personasRequired.forEach((persona, i) => {
+    if (seen.has(persona)) return report(['personasRequired', i], `persona '${persona}' is listed twice`);
+    seen.add(persona);
+    if (Object.hasOwn(policy.personas, persona) && policy.personas[persona]?.length === 0) {
+      report(
+        ['personasRequired', i],
+        `persona '${persona}' has no members in personas.${persona}: list its members, or remove it from personas to let any approver acknowledge it`,
+      );
+    }
+  });
+}
+
+function checkOverrides(action: PolicyAction, report: Report): void {
+  if (action.allowParamOverrides && action.overrideKeys.length === 0) {
+    report(['overrideKeys'], 'must list at least one key when allowParamOverrides is true');
+  }
+  const schema = action.overrideSchema;
+  if (!schema) return;
+  const problems = overrideSchemaProblems(schema);
+  const seen = new Set<string>();
+  for (const problem of problems) {
+    const key = problem.path.join('/');
+    if (seen.has(key)) continue;
+    seen.add(key);
+    report(['overrideSchema', ...problem.path], `invalid JSON Schema: ${problem.message}`);
+  }
+  if (problems.length > 0) return;
+  const type = schema.type;
+  if (type !== undefined && type !== 'object' && !(Array.isArray(type) && type.includes('object'))) {
+    report(['overrideSchema', 'type'], "must be 'object': the schema validates the whole params object");
+  }
+  const properties = isPlainObject(schema.properties) ? schema.properties : {};
+  action.overrideKeys.forEach((key, i) => {
+    if (!Object.hasOwn(properties, key)) {
+      report(
+        ['overrideKeys', i],
+        `'${key}' is not a property of overrideSchema (add overrideSchema.properties.${key})`,
+      );
+    }
+  });
+}
+
+function isPrefix(prefix: readonly PropertyKey[], path: Path): boolean {
+  return prefix.length <= path.length && prefix.every((seg, i) => seg === path[i]);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/**
+ * Legal but probably not what the author meant: the file loads, `policy:check` prints these (and fails on them
+ * with --strict), and reloads audit them.
+ */
+export function policyWarnings(policy: Policy): string[] {
+  const warnings: string[] = [];
+  const warn: Report = (path, message) => warnings.push(`${formatPath(path)}: ${message}`);
+  duplicates(['defaults', 'superApprovers'], policy.defaults.superApprovers, warn);
+  for (const [persona, members] of Object.entries(policy.personas)) duplicates(['personas', persona], members, warn);
+  if (Object.keys(policy.actions).length === 0 && policy.defaults.unknownAction === 'deny') {
+    warn(['actions'], 'no actions and unknownAction is deny: every request will be refused');
+  }
+  const routed = Boolean(policy.routing.defaultChannel ?? policy.routing.dmFallbackUser);
+  if (!routed && policy.defaults.unknownAction === 'manual') {
+    warn(['routing'], 'has no defaultChannel or dmFallbackUser: requests for unknown actions are not posted to Slack');
+  }
+  for (const [actionName, action] of Object.entries(policy.actions)) {
+    actionWarnings(action, routed, (path, message) => warn(['actions', actionName, ...path], message));
+  }
+  return warnings;
+}
+
+function actionWarnings(action: PolicyAction, routed: boolean, warn: Report): void {
+  if (!action.channel && !routed) {
+    warn(
+      ['channel'],
+      'is not set and routing has no defaultChannel or dmFallbackUser: requests are not posted to Slack',
+    );
+  }
+  duplicates(['approvers', 'allowSlackIds'], action.approvers.allowSlackIds, warn);
+  duplicates(['overrideKeys'], action.overrideKeys, warn);
+  if (!action.allowParamOverrides && (action.overrideKeys.length > 0 || action.overrideSchema)) {
+    warn(['allowParamOverrides'], 'is false: overrideKeys and overrideSchema have no effect');
+  }
+  if (!action.allowReRequest && action.reRequestCooldownSec > 0) {
+    warn(['reRequestCooldownSec'], 'has no effect: allowReRequest is false');
+  }
+  if (action.redactParams?.mode === 'all' && action.redactParams.keys.length > 0) {
+    warn(['redactParams', 'keys'], 'has no effect with mode all (every value is hidden)');
+  }
+}
+
+function duplicates(path: Path, values: string[], warn: Report): void {
+  values.forEach((value, i) => {
+    if (values.indexOf(value) !== i) warn([...path, i], `'${value}' is listed twice`);
+  });
+}
+
+/** `actions.run_migration.approvers.allowSlackIds[1]`; keys that are not plain words are quoted. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(root)';
+  return path
+    .map((seg, i) => {
+      if (typeof seg === 'number') return `[${seg}]`;
+      const key = String(seg);
+      if (/^[A-Za-z_$][\w$-]*$/.test(key)) return i === 0 ? key : `.${key}`;
+      return `[${JSON.stringify(key)}]`;
+    })
+    .join('');
+}

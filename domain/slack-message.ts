@@ -1,7 +1,7 @@
 import type { Plan } from './plan.js';
-import { redactParams } from './redaction.js';
+import { REDACTED, redactParams } from './redaction.js';
 import type { CreateRequest } from './request-schema.js';
-import { isTerminal, type RequestState } from './request-state.js';
+import { isTerminal, type OverrideRecord, type RequestState } from './request-state.js';
 
 /** Slack Block Kit objects are plain JSON; typed loosely here so this module stays free of Slack's SDK. */
 export type Block = Record<string, unknown>;
@@ -38,6 +38,7 @@ export function renderRequestMessage(request: CreateRequest, plan: Plan, state: 
         `*Parameters*\n\`\`\`${JSON.stringify(redactParams(state.effectiveParams, plan.redaction), null, 2)}\`\`\``,
       ),
     },
+    ...editBlocks(plan, state),
     ...personaBlocks(plan, state),
     ...decisionBlocks(plan, state),
     { type: 'context', elements: [mrkdwn(statusLine(state))] },
@@ -55,6 +56,30 @@ function summaryFields(request: CreateRequest) {
     mrkdwn(`*Origin*\n${where}`),
     mrkdwn(`*Justification*\n${justification}`),
   ];
+}
+
+/** Who changed what (hidden values stay hidden), and whose approvals the edit voided. */
+function editBlocks(plan: Plan, state: RequestState): Block[] {
+  if (state.overrides.length === 0) return [];
+  const side = (diff: OverrideRecord['diff'], end: 'from' | 'to') =>
+    redactParams(Object.fromEntries(Object.entries(diff).map(([k, d]) => [k, d[end]])), plan.redaction);
+  const lines = state.overrides.map(({ by, diff }) => {
+    const from = side(diff, 'from');
+    const to = side(diff, 'to');
+    const changes = Object.keys(diff).map((k) => `\`${k}\` ${shortValue(from[k])} → ${shortValue(to[k])}`);
+    return `✏️ Edited by ${userRef(by)}: ${changes.join(', ')}`;
+  });
+  if (state.voidedApprovals.length > 0) {
+    const voided = [...new Set(state.voidedApprovals.map((a) => userRef(a.userId)))].join(', ');
+    lines.push(`Approvals given to earlier values no longer count: ${voided}`);
+  }
+  return [{ type: 'context', elements: [mrkdwn(lines.join('\n'))] }];
+}
+
+function shortValue(value: unknown): string {
+  if (value === REDACTED) return REDACTED;
+  const text = JSON.stringify(value) ?? 'null';
+  return text.length > 80 ? `${text.slice(0, 79)}…` : text;
 }
 
 function personaBlocks(plan: Plan, state: RequestState): Block[] {

@@ -10,8 +10,13 @@ export function createMetrics(registry = new Registry()) {
     new Counter<L>({ name, help, labelNames, registers: [registry] });
   const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
     new Gauge<L>({ name, help, labelNames, registers: [registry] });
+  /** Set where a Temporal client lives (the API, see gauges.ts): fills the request gauges at scrape time. */
+  const visibility: { refresh: (() => Promise<void>) | null } = { refresh: null };
+  const visibilityGauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+    new Gauge<L>({ name, help, labelNames, registers: [registry], collect: () => visibility.refresh?.() });
   return {
     registry,
+    visibility,
     approvalRequests: counter('approval_requests_total', 'Approval requests created', ['action']),
     approvals: counter('approvals_total', 'Requests approved', ['action']),
     denies: counter('denies_total', 'Requests denied', ['action']),
@@ -34,10 +39,12 @@ export function createMetrics(registry = new Registry()) {
       buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400],
       registers: [registry],
     }),
-    pendingRequests: gauge('pending_requests', 'Open requests', ['action']),
-    openRequestsStatus: gauge('open_requests_status', 'Open requests by status', ['action', 'status']),
-    oldestOpenRequestAge: gauge('oldest_open_request_age_seconds', 'Age of the oldest open request', ['action']),
-    personaPendingRequests: gauge('persona_pending_requests', 'Open requests waiting on a persona', [
+    pendingRequests: visibilityGauge('pending_requests', 'Open requests', ['action']),
+    openRequestsStatus: visibilityGauge('open_requests_status', 'Open requests by status', ['action', 'status']),
+    oldestOpenRequestAge: visibilityGauge('oldest_open_request_age_seconds', 'Age of the oldest open request', [
+      'action',
+    ]),
+    personaPendingRequests: visibilityGauge('persona_pending_requests', 'Open requests waiting on a persona', [
       'action',
       'persona',
     ]),

@@ -1,7 +1,9 @@
 import { ConfigError, loadConfig } from '../config/env.js';
 import { onShutdown } from '../dev/lifecycle.js';
-import { createAuditLog } from '../observability/audit.js';
+import { configSecrets, createAuditLog } from '../observability/audit.js';
 import { createMetrics } from '../observability/metrics.js';
+import { startMetricsServer } from '../observability/metrics-server.js';
+import { startTracing } from '../observability/tracing.js';
 import { startWorker } from './run.js';
 
 const log = (msg: string) => console.error(`[worker] ${msg}`);
@@ -9,13 +11,23 @@ const log = (msg: string) => console.error(`[worker] ${msg}`);
 /** `npm run start:worker`: the worker alone, against TEMPORAL_ADDRESS (scale-out: run as many as needed). */
 async function main(): Promise<void> {
   const config = loadConfig();
-  const audit = createAuditLog({ file: config.AUDIT_FILE });
-  const worker = await startWorker({ config, metrics: createMetrics(), audit, log });
+  const tracing = startTracing(config, 'approval-guard-worker');
+  const audit = createAuditLog({ file: config.AUDIT_FILE, secrets: configSecrets(config) });
+  const metrics = createMetrics();
+  // Workflow-side counters (decisions, expiries, escalations, latency) are recorded here, not in the API.
+  const metricsServer =
+    config.WORKER_METRICS_PORT === undefined
+      ? null
+      : await startMetricsServer({ registry: metrics.registry, port: config.WORKER_METRICS_PORT, host: config.HOST });
+  if (metricsServer) log(`metrics on ${metricsServer.url}/metrics`);
+  const worker = await startWorker({ config, metrics, audit, log, tracing });
   log(
     `polling task queue ${config.TEMPORAL_TASK_QUEUE} on ${config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.TEMPORAL_DEV_PORT}`}`,
   );
   onShutdown(async () => {
     await worker.shutdown();
+    await metricsServer?.close();
+    await tracing?.shutdown();
     await audit.close();
   }, log);
   await worker.done;

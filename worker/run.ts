@@ -1,8 +1,10 @@
 import { DefaultLogger, NativeConnection, Runtime, type LogLevel, type Worker } from '@temporalio/worker';
-import { WebClient } from '@slack/web-api';
+import { Client, Connection } from '@temporalio/client';
 import type { Config } from '../config/env.js';
 import type { AuditLog } from '../observability/audit.js';
 import type { Metrics } from '../observability/metrics.js';
+import { TracedWebClient, type Tracing } from '../observability/tracing.js';
+import { prepareRetention } from '../temporal/schedules.js';
 import { createGuardWorker, type WorkerDeps } from './worker.js';
 
 export interface RunningWorker {
@@ -13,14 +15,21 @@ export interface RunningWorker {
 }
 
 let runtimeInstalled = false;
-/** The SDK logs every worker state change at INFO; keep only what an operator needs. */
-function installRuntime(level: LogLevel): void {
+/**
+ * One Runtime per process, installed before anything creates the default one: the SDK logs every worker state
+ * change at INFO (keep only what an operator needs), and its own metrics go to Prometheus when asked.
+ */
+function installRuntime(level: LogLevel, metricsAddress: string | null, log: (msg: string) => void): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   try {
-    Runtime.install({ logger: new DefaultLogger(level) });
+    Runtime.install({
+      logger: new DefaultLogger(level),
+      ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } } : {}),
+    });
   } catch {
-    // Already created (a test environment made one first): its logger stays.
+    // Already created (a test environment made one first): its logger and metrics stay.
+    if (metricsAddress) log(`Temporal SDK metrics not served on ${metricsAddress}: the SDK runtime already exists`);
   }
 }
 
@@ -44,14 +53,24 @@ export async function startWorker(opts: {
   log?: (msg: string) => void;
   /** Pre-bundled workflow code (tests bundle once per suite). */
   workflowBundle?: WorkerDeps['workflowBundle'];
+  tracing?: Tracing | null;
 }): Promise<RunningWorker> {
   const { config } = opts;
   const log = opts.log ?? ((m: string) => console.error(`[worker] ${m}`));
-  installRuntime(config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN');
-  const connection = await connectWithRetry(config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.TEMPORAL_DEV_PORT}`, log);
+  installRuntime(
+    config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN',
+    config.TEMPORAL_METRICS_PORT ? `${config.HOST}:${config.TEMPORAL_METRICS_PORT}` : null,
+    log,
+  );
+  const address = config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.TEMPORAL_DEV_PORT}`;
+  const connection = await connectWithRetry(address, log);
+  const clientConnection = await Connection.connect({ address });
+  const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
+  // Every worker (not only `npm start`) keeps the namespace retention and the purge schedule right.
+  await prepareRetention(clientConnection, config, log);
   // Temporal owns retries (with backoff and Retry-After): the Slack client itself must not retry.
   const slack = config.SLACK_BOT_TOKEN
-    ? new WebClient(config.SLACK_BOT_TOKEN, {
+    ? new TracedWebClient(config.SLACK_BOT_TOKEN, {
         ...(config.SLACK_API_URL ? { slackApiUrl: config.SLACK_API_URL } : {}),
         retryConfig: { retries: 0 },
         rejectRateLimitedCalls: true,
@@ -60,13 +79,15 @@ export async function startWorker(opts: {
   if (!slack) log('SLACK_BOT_TOKEN is not set: Slack messages are skipped; decisions still work via the API');
   const worker = await createGuardWorker({
     connection,
+    client,
     config,
     metrics: opts.metrics,
     audit: opts.audit,
     slack,
+    tracing: opts.tracing ?? null,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : {}),
   });
-  const done = worker.run().finally(() => connection.close());
+  const done = worker.run().finally(() => Promise.all([connection.close(), clientConnection.close()]));
   return {
     worker,
     done,

@@ -1,20 +1,35 @@
 import { NativeConnection, Worker, type InjectedSinks, type WorkerOptions } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
 import type { WebClient } from '@slack/web-api';
 import { fileURLToPath } from 'node:url';
 import { createArchiveActivities } from '../activities/archive.js';
+import { createPurgeActivities } from '../activities/purge.js';
 import { createSlackActivities } from '../activities/slack.js';
 import type { Config } from '../config/env.js';
+import { redactParams } from '../domain/redaction.js';
 import type { AuditLog } from '../observability/audit.js';
 import type { Metrics } from '../observability/metrics.js';
+import { tracingWorkerOptions, type Tracing } from '../observability/tracing.js';
 import type { GuardSinks } from '../workflows/approval.js';
 import type { GuardEventBatch } from '../workflows/messages.js';
 
 export interface WorkerDeps {
   connection: NativeConnection;
-  config: Pick<Config, 'TEMPORAL_NAMESPACE' | 'TEMPORAL_TASK_QUEUE' | 'RETENTION_ARCHIVE_DIR'>;
+  /** A client on the same server and namespace, for the purge activities (list, describe, delete). */
+  client: Client;
+  config: Pick<
+    Config,
+    | 'TEMPORAL_NAMESPACE'
+    | 'TEMPORAL_TASK_QUEUE'
+    | 'RETENTION_ARCHIVE_DIR'
+    | 'SLACK_UPDATE_QUEUE'
+    | 'SLACK_UPDATE_QUEUE_WINDOW_MS'
+  >;
   metrics: Metrics;
   audit: AuditLog;
   slack: WebClient | null;
+  /** When set, workflows and activities are traced (a pre-built bundle must include WORKFLOW_TRACING_MODULE). */
+  tracing?: Tracing | null;
   /** Pre-bundled workflow code (tests bundle once per suite); otherwise bundled from source at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   taskQueue?: string;
@@ -26,28 +41,34 @@ export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', impo
 export async function createGuardWorker(deps: WorkerDeps): Promise<Worker> {
   const { config, metrics, audit } = deps;
   const activities = {
-    ...createSlackActivities({ slack: deps.slack, metrics }),
-    ...createArchiveActivities({ archiveDir: config.RETENTION_ARCHIVE_DIR, metrics }),
+    ...createSlackActivities({
+      slack: deps.slack,
+      metrics,
+      updateQueue: config.SLACK_UPDATE_QUEUE ? { coalesceMs: config.SLACK_UPDATE_QUEUE_WINDOW_MS } : null,
+    }),
+    ...createArchiveActivities({ archiveDir: config.RETENTION_ARCHIVE_DIR, metrics, audit }),
+    ...createPurgeActivities({ client: deps.client, metrics, audit }),
   };
   const sinks: InjectedSinks<GuardSinks> = {
     guard: { events: { fn: (_info, batch) => recordEvents(batch, metrics, audit), callDuringReplay: false } },
   };
+  const traced = deps.tracing ? tracingWorkerOptions(deps.tracing, { prebuiltBundle: !!deps.workflowBundle }) : null;
   return Worker.create({
     connection: deps.connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: deps.taskQueue ?? config.TEMPORAL_TASK_QUEUE,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath }),
     activities,
-    sinks,
+    sinks: { ...sinks, ...traced?.sinks },
+    ...(traced ? { interceptors: traced.interceptors } : {}),
   });
 }
 
 /** Turns the workflow's facts into audit lines and metrics, once per fact (sinks do not run on replay). */
 export function recordEvents(batch: GuardEventBatch, metrics: Metrics, audit: AuditLog): void {
-  const { requestId, action } = batch;
+  const { requestId, action, traceId } = batch;
   for (const e of batch.events) {
-    const { type, ...fields } = e;
-    audit.emit({ event: type, requestId, action, ...fields });
+    audit.emit({ event: e.type, requestId, action, ...auditFields(e, batch.redaction), traceId });
     switch (e.type) {
       case 'persona_acked':
         metrics.personaAcks.inc({ action, persona: e.persona });
@@ -66,6 +87,18 @@ export function recordEvents(batch: GuardEventBatch, metrics: Metrics, audit: Au
         break;
     }
   }
+}
+
+/** A fact's audit fields: no person behind it means the system; override diffs hide what the plan redacts. */
+function auditFields(e: GuardEventBatch['events'][number], redaction: GuardEventBatch['redaction']) {
+  const { type: _type, ...fields } = e;
+  if (e.type !== 'override_applied') return { actor: 'system', ...fields };
+  const keys = Object.keys(e.diff);
+  const side = (pick: 'from' | 'to') =>
+    redactParams(Object.fromEntries(keys.map((k) => [k, e.diff[k]?.[pick]])), redaction);
+  const from = side('from');
+  const to = side('to');
+  return { ...fields, diff: Object.fromEntries(keys.map((k) => [k, { from: from[k], to: to[k] }])) };
 }
 
 const OUTCOMES = {

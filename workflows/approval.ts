@@ -11,8 +11,9 @@ import {
   type Sinks,
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair, UpdateDefinition } from '@temporalio/common';
+import { trace } from '@opentelemetry/api';
 import { isTerminal, initialState, reduce, type Command, type RequestState } from '../domain/request-state.js';
-import type { SlackActivities } from '../activities/slack.js';
+import type { PostedMessage, SlackActivities, UpdateHint } from '../activities/slack.js';
 import type { ArchiveActivities } from '../activities/archive.js';
 import * as msg from './messages.js';
 import { GUARD_SEARCH_ATTRIBUTE_KEYS as sa } from '../temporal/search-attributes.js';
@@ -51,6 +52,9 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
       action: request.action,
       createdAt: input.createdAt,
       at: nowIso(),
+      // The span the workflow tracing interceptors made active: the request's run, or the Update/Signal's handler.
+      traceId: trace.getActiveSpan()?.spanContext().traceId ?? null,
+      redaction: plan.redaction,
       events,
     });
 
@@ -74,6 +78,8 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
     }
   };
 
+  // Before the handlers: an Update that arrived with the start is applied as soon as its handler is set.
+  report([{ type: 'request_created', actor: input.agent ?? request.meta.requester.id }]);
   bind(msg.personaAckUpdate, msg.personaAckSignal, (i) => ({ type: 'persona_ack', ...i }));
   bind(msg.approveUpdate, msg.approveSignal, (i) => ({ type: 'approve', ...i }));
   bind(msg.denyUpdate, msg.denySignal, (i) => ({ type: 'deny', ...i }));
@@ -91,7 +97,6 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
     setHandler(signal, (i: I) => fromSignal(toCommand(i)));
   }
 
-  report([{ type: 'request_created', actor: input.agent ?? request.meta.requester.id }]);
   const slackDone = syncSlackMessage();
 
   await runTimers();
@@ -137,23 +142,32 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
    * version moved. A burst of changes becomes one update, and Slack being down never blocks a decision.
    */
   async function syncSlackMessage(): Promise<void> {
+    const shown = state;
+    let posted: PostedMessage | null;
     try {
-      slackRef = await slack.postRequestMessage({ request, plan, state });
+      posted = await slack.postRequestMessage({ request, plan, state: shown });
     } catch (err) {
       slackPostFailed = true;
       log.error('posting the Slack message failed', { error: String(err) });
       return;
     }
-    if (!slackRef) {
+    if (!posted) {
       slackPostFailed = true;
       return;
     }
-    let rendered = state.version;
+    const ref: msg.SlackRef = { channel: posted.channel, ts: posted.ts };
+    slackRef = ref;
+    let coalesceMs = posted.coalesceMs ?? 0;
+    // The post shows the state it was given; anything that changed while Slack answered is rendered next.
+    let rendered = shown.version;
     while (!(isTerminal(state.status) && rendered === state.version)) {
       await condition(() => state.version !== rendered);
+      // The worker's update queue asks for a pause so a burst becomes one update; a decision goes out at once.
+      if (coalesceMs > 0 && !isTerminal(state.status)) await condition(() => isTerminal(state.status), coalesceMs);
       const snapshot = state;
       try {
-        await slack.updateRequestMessage({ request, plan, state: snapshot, ref: slackRef });
+        const hint = (await slack.updateRequestMessage({ request, plan, state: snapshot, ref })) as UpdateHint | void;
+        coalesceMs = hint ? (hint.coalesceMs ?? 0) : 0;
       } catch (err) {
         log.error('updating the Slack message failed', { error: String(err) });
       }

@@ -1,1 +1,2 @@
 export { approvalWorkflow } from './approval.js';
+export { purgeSweeperWorkflow } from './purge-sweeper.js';

@@ -58,5 +58,9 @@ export interface GuardEventBatch {
   action: string;
   createdAt: string;
   at: string;
+  /** The trace the facts belong to (the request's, or the Slack click's for an Update), when tracing is on. */
+  traceId: string | null;
+  /** The plan's redaction: audit lines hide these params' values (override diffs). */
+  redaction: Plan['redaction'];
   events: Array<DomainEvent | { type: 'request_created'; actor: string }>;
 }

@@ -9,6 +9,13 @@ export function requireAdmin(deps: ApiDeps, req: FastifyRequest): void {
   const given = req.headers['x-admin-token'];
   if (!expected || typeof given !== 'string' || !safeEqual(given, expected)) {
     deps.metrics.securityEvents.inc({ type: 'unauthorized' });
+    deps.audit.emit({
+      event: 'security_event',
+      type: 'unauthorized',
+      actor: req.ip,
+      route: req.routeOptions.url,
+      reason: given === undefined ? 'missing_admin_token' : 'invalid_admin_token',
+    });
     throw new HttpError(401, 'unauthorized');
   }
 }
@@ -19,8 +26,10 @@ export function adminRoutes(deps: ApiDeps) {
       requireAdmin(deps, req);
       try {
         const loaded = await deps.policy.reload('api', 'admin');
-        return { ok: true, actions: Object.keys(loaded.policy.actions), hash: loaded.hash };
+        const warnings = loaded.warnings.length > 0 ? { warnings: loaded.warnings } : {};
+        return { ok: true, actions: Object.keys(loaded.policy.actions), hash: loaded.hash, ...warnings };
       } catch (err) {
+        // The old policy keeps serving; the detail names every `path: rule` so the operator can fix the file.
         return reply.code(500).send({ error: 'reload_failed', detail: (err as Error).message });
       }
     });

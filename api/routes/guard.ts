@@ -55,20 +55,20 @@ export function guardRoutes(deps: ApiDeps) {
       const requestId = requestIdFromToken(deps, q.token);
       const timeoutMs = Math.min(q.timeoutSec ?? DEFAULT_WAIT_SEC, MAX_WAIT_SEC) * 1000;
       const view = await findView(deps, requestId);
-      if (isTerminal(view.status) || timeoutMs === 0) return waitBody(view);
+      if (isTerminal(view.status) || timeoutMs === 0) return waitBody(view, deps.receipts);
       const changed = await deps.gateway.watcher.waitForChange(requestId, view.version, timeoutMs);
-      return waitBody(changed ?? view);
+      return waitBody(changed ?? view, deps.receipts);
     });
 
     app.post('/api/guard/wait', async (req) => {
       const { token } = waitPostBody.parse(req.body ?? {});
-      return waitBody(await findView(deps, requestIdFromToken(deps, token)));
+      return waitBody(await findView(deps, requestIdFromToken(deps, token)), deps.receipts);
     });
 
     app.get('/api/guard/status', async (req) => {
       const { requestId } = statusQuery.parse(req.query);
       if (!requestId) throw new HttpError(400, 'missing_requestId');
-      return statusBody(await findView(deps, requestId));
+      return statusBody(await findView(deps, requestId), deps.receipts);
     });
   };
 }

@@ -9,6 +9,7 @@ import { loadConfig, type Config } from '../../config/env.js';
 import { startFakeSlack, type FakeSlack } from '../../dev/fake-slack.js';
 import { createAuditLog, type AuditLog } from '../../observability/audit.js';
 import { createMetrics, type Metrics } from '../../observability/metrics.js';
+import { WORKFLOW_TRACING_MODULE, type Tracing } from '../../observability/tracing.js';
 import { startWorker, type RunningWorker } from '../../worker/run.js';
 import { workflowsPath } from '../../worker/worker.js';
 import { blockActionPayload, sendInteraction, type InteractionResponse } from '../helpers/slack.js';
@@ -46,6 +47,17 @@ let bundle: Promise<WorkflowBundleWithSourceMap> | null = null;
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   bundle ??= bundleWorkflowCode({ workflowsPath, logger: quietLogger });
   return bundle;
+}
+
+let tracedBundle: Promise<WorkflowBundleWithSourceMap> | null = null;
+/** The workflow code with the OpenTelemetry workflow interceptors, for harnesses started with `tracing`. */
+function tracedWorkflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  tracedBundle ??= bundleWorkflowCode({
+    workflowsPath,
+    workflowInterceptorModules: [WORKFLOW_TRACING_MODULE],
+    logger: quietLogger,
+  });
+  return tracedBundle;
 }
 
 const noop = () => {};
@@ -115,8 +127,17 @@ function captureAudit(): { log: AuditLog; lines: () => Array<Record<string, unkn
  * The whole service in this process against the run's real dev server: worker (own task queue), API on a
  * free port, and a fake Slack Web API on loopback.
  */
-export async function startHarness(opts: { policy?: string; env?: Record<string, string> } = {}): Promise<Harness> {
-  const address = process.env.TEMPORAL_TEST_ADDRESS;
+export async function startHarness(
+  opts: {
+    policy?: string;
+    env?: Record<string, string>;
+    /** Another server than the run's shared one (a test that stops and restarts its own). */
+    temporalAddress?: string;
+    /** Traces the API and the worker (see observability/tracing.ts startTracing). */
+    tracing?: Tracing;
+  } = {},
+): Promise<Harness> {
+  const address = opts.temporalAddress ?? process.env.TEMPORAL_TEST_ADDRESS;
   if (!address) throw new Error('TEMPORAL_TEST_ADDRESS is not set: run through the integration Jest project');
   const dir = await mkdtemp(join(tmpdir(), 'guard-it-'));
   const policyPath = join(dir, 'policy.yaml');
@@ -135,6 +156,8 @@ export async function startHarness(opts: { policy?: string; env?: Record<string,
     ADMIN_TOKEN,
     TOKEN_SECRET: 'test-token-secret',
     RETENTION_ARCHIVE_DIR: join(dir, 'archive'),
+    // Every test calls from 127.0.0.1: one IP bucket. The limiter's own tests set a small capacity.
+    RATE_LIMIT_CAPACITY: '1000000',
     ...opts.env,
   });
   const metrics = createMetrics();
@@ -143,10 +166,11 @@ export async function startHarness(opts: { policy?: string; env?: Record<string,
     config,
     metrics,
     audit: audit.log,
-    workflowBundle: await workflowBundle(),
+    workflowBundle: await (opts.tracing ? tracedWorkflowBundle() : workflowBundle()),
+    tracing: opts.tracing ?? null,
     log: noop,
   });
-  const api = await startApiServer({ config, metrics, audit: audit.log });
+  const api = await startApiServer({ config, metrics, audit: audit.log, tracing: opts.tracing ?? null });
   const url = api.url;
 
   const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {

@@ -1,6 +1,8 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
 import { workflowsPath } from '../../worker/worker.js';
 import { approveSignal, approveUpdate, stateQuery } from '../../workflows/messages.js';
 import { approvalInput, mockActivities, eventRecorder } from './harness.js';
@@ -44,10 +46,9 @@ test.each(['signal', 'update'])('same activation %s', async (kind) => {
   await new Promise((r) => setTimeout(r, 300));
   const w2 = await mk();
   const res = await w2.runUntil(async () => {
-    const r = await handle.result().catch((e) => e);
-    return r;
+    return Promise.race([handle.result().catch((e) => e), new Promise((r) => setTimeout(() => r('TIMEOUT'), 8000))]);
   });
-  console.log(kind, JSON.stringify(res).slice(0, 300), up && String(await up), rec.types());
+  require('fs').appendFileSync('/tmp/exp.log', JSON.stringify([kind, JSON.stringify(res).slice(0, 300), up && String(await up), rec.types()])+'\n');
   const hist = await handle.fetchHistory();
-  console.log(hist.events?.map((e) => e.eventType).join(','));
+  require('fs').appendFileSync('/tmp/exp.log', JSON.stringify(hist.events?.map((e) => [e.eventType, e.eventTime?.seconds?.toString(), e.eventTime?.nanos, e.activityTaskScheduledEventAttributes?.activityType?.name, e.workflowTaskFailedEventAttributes?.failure?.message]))+'\n');
 });

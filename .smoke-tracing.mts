@@ -1,0 +1,23 @@
+import { spawn } from 'node:child_process';
+import { startDevServer, freePort } from './temporal/dev-server.ts';
+import { GUARD_SEARCH_ATTRIBUTES } from './temporal/search-attributes.ts';
+const server = await startDevServer({ dbFile: '/tmp/obs-exp/smoke2.db', port: await freePort(), namespace: 'default', searchAttributes: GUARD_SEARCH_ATTRIBUTES });
+const apiPort = await freePort();
+const sdkPort = await freePort();
+const env = { ...process.env, TEMPORAL_ADDRESS: server.address, TRACING_ENABLED: 'true', TRACING_EXPORTER: 'console', PORT: String(apiPort), HOST: '127.0.0.1', ADMIN_TOKEN: 'admin-smoke-token', TEMPORAL_TASK_QUEUE: 'smoke', RETENTION_ARCHIVE_DIR: '/tmp/obs-exp/archive', TEMPORAL_METRICS_PORT: String(sdkPort) };
+const procs = ['worker/main.ts', 'api/main.ts'].map((f) => { const p = spawn(process.execPath, ['--import', 'tsx', f], { env, stdio: ['ignore', 'pipe', 'pipe'] }); let out = ''; p.stdout.on('data', (d) => (out += d)); p.stderr.on('data', (d) => (out += d)); return { p, get out() { return out; } }; });
+await new Promise((r) => setTimeout(r, 12000));
+const res = await fetch(`http://127.0.0.1:${apiPort}/api/guard/request`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ action: 'run_migration', params: { database: 'x' }, meta: { origin: { repo: 'a/b' }, requester: { id: 'U1', source: 'agent' }, justification: 'smoke test' } }) });
+const body = await res.json();
+console.log('create', res.status, body.requestId);
+await new Promise((r) => setTimeout(r, 3000));
+const d = await fetch(`http://127.0.0.1:${apiPort}/api/admin/requests/${body.requestId}/decision`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-admin-token': 'admin-smoke-token' }, body: JSON.stringify({ decision: 'approve', actor: 'U_ADMIN' }) });
+console.log('decision', d.status, (await d.text()).slice(0, 100));
+await new Promise((r) => setTimeout(r, 4000));
+const m = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
+console.log(m.split('\n').filter((l) => /^(pending_requests|persona_pending)/.test(l)).join('\n'));
+console.log((await (await fetch(`http://127.0.0.1:${sdkPort}/metrics`)).text()).split('\n').filter(l => l.startsWith('temporal_workflow_completed')).join('\n'));
+for (const x of procs) x.p.kill('SIGTERM');
+await new Promise((r) => setTimeout(r, 3000));
+for (const [i, x] of procs.entries()) { console.log(`---- ${i}`); console.log(x.out.split('\n').filter(l => !l.includes('Deprecation')).map(l => { try { const j = JSON.parse(l); return j.name ? `${j.service} ${j.traceId.slice(0,8)} ${j.name}` : j.event ? `AUDIT ${j.event} ${String(j.traceId).slice(0,8)}` : l.slice(0,150); } catch { return l.slice(0, 150); } }).join('\n')); }
+await server.stop();

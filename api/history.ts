@@ -1,0 +1,106 @@
+import type { Payload } from '@temporalio/common';
+import proto, { type temporal } from '@temporalio/proto';
+import type { ApprovalInput, RequestView } from '../workflows/messages.js';
+
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+type Decode = (payloads: Payload[]) => unknown[];
+
+const EventType = proto.temporal.api.enums.v1.EventType;
+/** Workflow-task bookkeeping says nothing an operator needs. */
+const NOISE = new Set<number>([
+  EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+  EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+  EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+]);
+/** Fields of a command's input worth a line in the history; params and edits stay out (they may be secret). */
+const COMMAND_FIELDS = ['persona', 'decision', 'userId', 'actor', 'reason'];
+
+export interface HistoryLine {
+  eventId: number;
+  time: string | null;
+  type: string;
+  summary: string;
+}
+
+/** A request's Temporal history as an operator reads it: one line per meaningful event. */
+export function readableHistory(events: HistoryEvent[], decode: Decode): HistoryLine[] {
+  return events
+    .filter((e) => !NOISE.has(Number(e.eventType)))
+    .map((e) => ({
+      eventId: Number(e.eventId),
+      time: timestamp(e.eventTime),
+      type: typeName(Number(e.eventType)),
+      summary: summarize(e, decode),
+    }));
+}
+
+/** `EVENT_TYPE_ACTIVITY_TASK_SCHEDULED` → `ActivityTaskScheduled`, as the Temporal UI names them. */
+function typeName(type: number): string {
+  const name = EventType[type] ?? `EVENT_TYPE_${type}`;
+  return name
+    .replace(/^EVENT_TYPE_/, '')
+    .toLowerCase()
+    .replace(/(^|_)([a-z])/g, (_m, _sep: string, c: string) => c.toUpperCase());
+}
+
+function timestamp(ts: { seconds?: unknown; nanos?: number | null } | null | undefined): string | null {
+  if (!ts) return null;
+  return new Date(Number(ts.seconds ?? 0) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6)).toISOString();
+}
+
+function summarize(e: HistoryEvent, decode: Decode): string {
+  const started = e.workflowExecutionStartedEventAttributes;
+  if (started) return describeInput(decode(started.input?.payloads ?? [])[0] as ApprovalInput | undefined);
+  const completed = e.workflowExecutionCompletedEventAttributes;
+  if (completed) return describeResult(decode(completed.result?.payloads ?? [])[0] as RequestView | undefined);
+  if (e.workflowExecutionSignaledEventAttributes) {
+    const s = e.workflowExecutionSignaledEventAttributes;
+    return `signal ${s.signalName} ${commandFields(decode(s.input?.payloads ?? [])[0])}`.trim();
+  }
+  if (e.workflowExecutionUpdateAcceptedEventAttributes) {
+    const input = e.workflowExecutionUpdateAcceptedEventAttributes.acceptedRequest?.input;
+    return `update ${input?.name ?? '?'} ${commandFields(decode(input?.args?.payloads ?? [])[0])}`.trim();
+  }
+  if (e.workflowExecutionUpdateCompletedEventAttributes) {
+    const failure = e.workflowExecutionUpdateCompletedEventAttributes.outcome?.failure;
+    return failure ? `update failed: ${failure.message}` : 'update completed';
+  }
+  if (e.activityTaskScheduledEventAttributes) return `${e.activityTaskScheduledEventAttributes.activityType?.name}`;
+  if (e.activityTaskStartedEventAttributes) return `attempt ${e.activityTaskStartedEventAttributes.attempt}`;
+  if (e.activityTaskFailedEventAttributes) return `failed: ${e.activityTaskFailedEventAttributes.failure?.message}`;
+  if (e.timerStartedEventAttributes) {
+    const seconds = Number(e.timerStartedEventAttributes.startToFireTimeout?.seconds ?? 0);
+    return `timer ${e.timerStartedEventAttributes.timerId}: ${seconds} s`;
+  }
+  if (e.timerFiredEventAttributes) return `timer ${e.timerFiredEventAttributes.timerId} fired`;
+  if (e.timerCanceledEventAttributes) return `timer ${e.timerCanceledEventAttributes.timerId} cancelled`;
+  if (e.upsertWorkflowSearchAttributesEventAttributes) {
+    const fields = e.upsertWorkflowSearchAttributesEventAttributes.searchAttributes?.indexedFields ?? {};
+    return Object.entries(fields)
+      .map(([name, payload]) => `${name}=${JSON.stringify(decode([payload])[0])}`)
+      .join(' ');
+  }
+  return '';
+}
+
+function describeInput(input: ApprovalInput | undefined): string {
+  if (!input) return 'started';
+  const lineage = input.lineageId ? `, re-request in lineage ${input.lineageId}` : '';
+  return (
+    `${input.request.action} requested by ${input.request.meta.requester.id}: ${input.plan.minApprovals} ` +
+    `approval(s), expires ${input.expiresAt}${lineage}`
+  );
+}
+
+function describeResult(view: RequestView | undefined): string {
+  if (!view) return 'completed';
+  return `${view.status}${view.decidedBy ? ` by ${view.decidedBy}` : ''}${view.reason ? ` (${view.reason})` : ''}`;
+}
+
+function commandFields(arg: unknown): string {
+  if (arg === null || typeof arg !== 'object') return '';
+  const record = arg as Record<string, unknown>;
+  return COMMAND_FIELDS.filter((k) => record[k] !== undefined)
+    .map((k) => `${k}=${String(record[k])}`)
+    .join(' ');
+}

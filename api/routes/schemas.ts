@@ -1,0 +1,20 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { publicSchema } from '../../domain/json-schema.js';
+import type { ApiDeps } from '../deps.js';
+import { HttpError } from '../errors.js';
+
+const params = z.object({ action: z.string().min(1) });
+
+/** `GET /api/schemas/:action`: the override JSON Schema agents and UIs validate edits against (SPEC section 3). */
+export function schemaRoutes(deps: ApiDeps) {
+  return async (app: FastifyInstance) => {
+    app.get('/api/schemas/:action', async (req) => {
+      const { action } = params.parse(req.params);
+      const actions = deps.policy.loaded?.policy.actions ?? {};
+      const schema = Object.hasOwn(actions, action) ? actions[action]?.overrideSchema : undefined;
+      if (!schema) throw new HttpError(404, 'not_found');
+      return publicSchema(schema);
+    });
+  };
+}

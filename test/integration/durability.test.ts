@@ -1,0 +1,400 @@
+/**
+ * Durability (issue 2): kill the worker with SIGKILL, stop and restart the Temporal dev server on its SQLite file,
+ * and SIGKILL the whole process group of `npm start` — then check through the HTTP API that no request was lost,
+ * partial approvals were kept, requests are still decidable and their expiry timers still fire.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { startApiServer } from '../../api/server.js';
+import type { StateWatcher } from '../../api/state-watcher.js';
+import { loadConfig } from '../../config/env.js';
+import { createAuditLog } from '../../observability/audit.js';
+import { createMetrics } from '../../observability/metrics.js';
+import { freePort, startDevServer, type DevServer, type DevServerOptions } from '../../temporal/dev-server.js';
+import { GUARD_SEARCH_ATTRIBUTES } from '../../temporal/search-attributes.js';
+import { requestBody, SIGNING_SECRET, startHarness, type Created } from './harness.js';
+import {
+  apiClient,
+  childEnv,
+  killGroup,
+  pollUntil,
+  portIsFree,
+  processesInGroup,
+  startProc,
+  type ApiClient,
+  type Proc,
+} from './procs.js';
+
+const TOKEN_SECRET = 'durability-token-secret';
+/** Long enough to outlive a restart of the killed part, short enough to keep the suite quick. */
+const TIMER_SEC = 10;
+const DURABLE_POLICY = `
+routing:
+  defaultChannel: C_APPROVALS
+  defaultTimeoutSec: 3600
+defaults:
+  unknownAction: deny
+actions:
+  quorum2:
+    approvers: { allowSlackIds: [U_ALICE, U_BOB, U_CAROL], minApprovals: 2 }
+  simple:
+    approvers: { allowSlackIds: [U_ALICE, U_BOB], minApprovals: 1 }
+  timer:
+    approvers: { allowSlackIds: [U_ALICE], minApprovals: 1 }
+    timeoutSec: ${TIMER_SEC}
+`;
+
+/** Undone in reverse order after each test, pass or fail: nothing started here may outlive it. */
+let cleanups: Array<() => Promise<unknown> | void> = [];
+const onCleanup = (fn: () => Promise<unknown> | void) => void cleanups.push(fn);
+
+afterEach(async () => {
+  const pending = cleanups.reverse();
+  cleanups = [];
+  for (const fn of pending) {
+    try {
+      await fn();
+    } catch (err) {
+      console.error('durability cleanup failed:', err);
+    }
+  }
+});
+
+async function workspace(): Promise<{ dir: string; policyPath: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'guard-durable-'));
+  onCleanup(() => rm(dir, { recursive: true, force: true }));
+  const policyPath = join(dir, 'policy.yaml');
+  await writeFile(policyPath, DURABLE_POLICY);
+  return { dir, policyPath };
+}
+
+async function create(api: ApiClient, action: string): Promise<Created> {
+  const res = await api.post('/api/guard/request', requestBody(action));
+  if (res.status !== 200) throw new Error(`create ${action}: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body as Created;
+}
+
+/** The status once a worker answers queries again (right after a restart the first ones may time out). */
+async function statusOf(api: ApiClient, requestId: string, timeoutMs = 30_000) {
+  const res = await pollUntil(
+    `status of ${requestId}`,
+    async () => {
+      const r = await api.status(requestId);
+      return r.status === 200 ? r : undefined;
+    },
+    { timeoutMs },
+  );
+  return res.body;
+}
+
+/** Long-polls until the request is decided; fails after `timeoutMs`. */
+async function outcome(api: ApiClient, token: string, timeoutMs = 40_000) {
+  const res = await pollUntil(
+    'a terminal state',
+    async () => {
+      const r = await api.wait(token, 5);
+      return r.status === 200 && r.body.terminal === true ? r : undefined;
+    },
+    { timeoutMs, intervalMs: 100 },
+  );
+  return res.body;
+}
+
+/** A second approval decides a request that held one; the click may be queued if the worker is still warming up. */
+async function completeQuorum(api: ApiClient, req: Created, second: string, first: string): Promise<void> {
+  const click = await api.click('approve', req.requestId, second);
+  expect(click.status).toBe(200);
+  expect(click.body).toMatchObject({ ok: true });
+  expect(['approved', 'queued']).toContain(click.body.status);
+  expect(await outcome(api, req.token)).toMatchObject({
+    status: 'approved',
+    approvers: [first, second],
+    decidedBy: second,
+  });
+}
+
+/** Resolves once a long-poll on the request is parked in the API (its first read done), not merely sent. */
+function listening(watcher: StateWatcher, requestId: string): Promise<true> {
+  return pollUntil('the long-poll to be parked', async () => watcher.listenerCount(requestId) > 0 || undefined, {
+    timeoutMs: 10_000,
+    intervalMs: 20,
+  });
+}
+
+async function expectExpiredOnTime(api: ApiClient, req: Created): Promise<void> {
+  const res = await outcome(api, req.token);
+  expect(res).toMatchObject({ status: 'expired', decidedBy: 'system' });
+  expect(Date.parse(res.decidedAt)).toBeGreaterThanOrEqual(Date.parse(req.expiresAt));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe('worker killed with SIGKILL mid-request', () => {
+  function startWorkerProc(env: NodeJS.ProcessEnv): Proc {
+    const proc = startProc('worker', process.execPath, ['--import', 'tsx', 'worker/main.ts'], { env });
+    onCleanup(() => {
+      proc.child.kill('SIGKILL');
+      return proc.exited;
+    });
+    return proc;
+  }
+
+  test('a new worker keeps the partial approval, applies a click queued meanwhile and fires the timer', async () => {
+    const { dir, policyPath } = await workspace();
+    const shared = {
+      TEMPORAL_ADDRESS: process.env.TEMPORAL_TEST_ADDRESS!,
+      TEMPORAL_TASK_QUEUE: `durable-${randomUUID()}`,
+      POLICY_PATH: policyPath,
+      TOKEN_SECRET,
+      RETENTION_ARCHIVE_DIR: join(dir, 'archive'),
+    };
+    const server = await startApiServer({
+      config: loadConfig({
+        ...shared,
+        NODE_ENV: 'test',
+        HOST: '127.0.0.1',
+        PORT: '0',
+        SLACK_SIGNING_SECRET: SIGNING_SECRET,
+      }),
+      metrics: createMetrics(),
+      audit: createAuditLog({ stream: new Writable({ write: (_c, _e, cb) => cb() }) }),
+    });
+    onCleanup(() => server.close());
+    const api = apiClient(server.url, SIGNING_SECRET);
+    const workerEnv = childEnv({ ...shared, AUDIT_FILE: join(dir, 'audit.ndjson') });
+
+    const first = startWorkerProc(workerEnv);
+    await first.waitForLine(/polling task queue/, 60_000);
+    const partial = await create(api, 'quorum2');
+    expect((await api.click('approve', partial.requestId, 'U_ALICE')).body).toMatchObject({
+      ok: true,
+      status: 'ready_for_approval',
+    });
+    const timed = await create(api, 'timer');
+    expect((await api.status(timed.requestId)).body).toMatchObject({ status: 'ready_for_approval' });
+    // An agent already long-polling across the crash hears the outcome the new worker produces.
+    const timedWaiter = api.wait(timed.token, 55);
+    await listening(server.gateway.watcher, timed.requestId);
+
+    first.child.kill('SIGKILL');
+    expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    // The timer was still pending when its worker died: the new worker is the one to act on it.
+    expect(Date.now()).toBeLessThan(Date.parse(timed.expiresAt));
+
+    // With no worker, a click cannot be answered in time: it is queued as a durable signal.
+    const queued = await create(api, 'quorum2');
+    expect((await api.click('approve', queued.requestId, 'U_CAROL')).body).toMatchObject({
+      ok: true,
+      status: 'queued',
+    });
+
+    const second = startWorkerProc(workerEnv);
+    await second.waitForLine(/polling task queue/, 60_000);
+
+    expect(await statusOf(api, partial.requestId)).toMatchObject({
+      status: 'ready_for_approval',
+      approvalsCount: 1,
+      minApprovals: 2,
+      approvers: ['U_ALICE'],
+    });
+    await completeQuorum(api, partial, 'U_BOB', 'U_ALICE');
+    const applied = await pollUntil(
+      'the queued approval to be applied',
+      async () => {
+        const s = await statusOf(api, queued.requestId);
+        return s.approvalsCount === 1 ? s : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
+    expect(applied).toMatchObject({ status: 'ready_for_approval', approvers: ['U_CAROL'] });
+    await expectExpiredOnTime(api, timed);
+    expect(await timedWaiter).toMatchObject({ status: 200, body: { status: 'expired' } });
+  }, 120_000);
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe('Temporal dev server stopped and restarted on the same SQLite file', () => {
+  test('the API answers 503 meanwhile, then recovers; requests, approvals and timers survive', async () => {
+    const { dir } = await workspace();
+    const opts: DevServerOptions = {
+      dbFile: join(dir, 'temporal.db'),
+      port: await freePort(),
+      namespace: 'default',
+      searchAttributes: GUARD_SEARCH_ATTRIBUTES,
+    };
+    let server: DevServer = await startDevServer(opts);
+    onCleanup(() => server.stop());
+    const h = await startHarness({ policy: DURABLE_POLICY, temporalAddress: server.address });
+    onCleanup(() => h.close());
+    const api = apiClient(h.url, SIGNING_SECRET);
+
+    const partial = await create(api, 'quorum2');
+    expect((await api.click('approve', partial.requestId, 'U_ALICE')).body).toMatchObject({
+      ok: true,
+      status: 'ready_for_approval',
+    });
+    const decided = await create(api, 'simple');
+    expect((await api.click('approve', decided.requestId, 'U_BOB')).body).toMatchObject({
+      ok: true,
+      status: 'approved',
+    });
+    const timed = await create(api, 'timer');
+    expect((await api.status(timed.requestId)).body).toMatchObject({ status: 'ready_for_approval' });
+    // A long-poll open across the outage: its history watch must ride it out and wake on the expiry.
+    const timedWaiter = api.wait(timed.token, 55);
+    await listening(h.api.gateway.watcher, timed.requestId);
+
+    await server.stop();
+    expect(await api.get('/readyz')).toEqual({
+      status: 503,
+      body: { status: 'degraded', policy: 'loaded', temporal: 'error' },
+    });
+    const down = [
+      ['status', () => api.status(partial.requestId)],
+      ['create', () => api.post('/api/guard/request', requestBody('simple'))],
+      ['wait', () => api.wait(partial.token, 1)],
+    ] as const;
+    for (const [what, call] of down) {
+      const started = Date.now();
+      const res = await call();
+      expect({ what, status: res.status, error: res.body.error }).toEqual({
+        what,
+        status: 503,
+        error: 'temporal_unavailable',
+      });
+      // Prompt, not after the SDK's ~20 s of retries (the bound is loose: the machine may be busy).
+      expect(Date.now() - started).toBeLessThan(10_000);
+    }
+
+    server = await startDevServer(opts);
+    const ready = await pollUntil(
+      'readyz to recover',
+      async () => {
+        const r = await api.get('/readyz');
+        return r.status === 200 ? r : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
+    expect(ready.body).toEqual({ status: 'ok', policy: 'loaded', temporal: 'ok' });
+
+    expect(await statusOf(api, partial.requestId)).toMatchObject({ approvalsCount: 1, approvers: ['U_ALICE'] });
+    expect(await statusOf(api, decided.requestId)).toMatchObject({ status: 'approved', approvers: ['U_BOB'] });
+    await completeQuorum(api, partial, 'U_CAROL', 'U_ALICE');
+    // The in-process worker reconnected by itself: a request made after the restart is decided as usual.
+    const fresh = await create(api, 'simple');
+    expect((await api.click('approve', fresh.requestId, 'U_ALICE')).body).toMatchObject({ ok: true });
+    expect(await outcome(api, fresh.token)).toMatchObject({ status: 'approved' });
+    expect(await timedWaiter).toMatchObject({ status: 200, body: { status: 'expired', decidedBy: 'system' } });
+    await expectExpiredOnTime(api, timed);
+  }, 120_000);
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe('npm start: SIGKILL of its whole process group, then a second run', () => {
+  interface Ports {
+    api: number;
+    grpc: number;
+    ui: number;
+  }
+
+  /** `npm start` leading its own process group, as a shell would run it; resolves once its API is ready. */
+  async function startService(env: NodeJS.ProcessEnv, ports: Ports): Promise<{ proc: Proc; api: ApiClient }> {
+    const proc = startProc('npm start', 'npm', ['start'], { env, detached: true });
+    onCleanup(async () => {
+      killGroup(proc.pid);
+      await proc.exited;
+    });
+    await proc.waitForLine(/\[guard\] API\s+http/, 90_000);
+    const api = apiClient(`http://127.0.0.1:${ports.api}`, SIGNING_SECRET);
+    await pollUntil('readyz', async () => ((await api.get('/readyz')).status === 200 ? true : undefined), {
+      timeoutMs: 30_000,
+    });
+    return { proc, api };
+  }
+
+  /** Nothing of the run is left: no process of its group, none anywhere using its files, every port bindable. */
+  async function expectNothingLeft(pgid: number, dir: string, ports: Ports): Promise<void> {
+    await pollUntil('the process group to vanish', async () => (processesInGroup(pgid).length ? undefined : true), {
+      timeoutMs: 15_000,
+    });
+    expect(await processesMentioning(dir)).toEqual([]);
+    for (const [what, port] of Object.entries(ports)) {
+      const free = await pollUntil(
+        `port ${port} (${what}) to be free`,
+        async () => (await portIsFree(port)) || undefined,
+        {
+          timeoutMs: 5_000,
+        },
+      );
+      expect(free).toBe(true);
+    }
+  }
+
+  test('nothing is left holding a port; the next run keeps every request, approval and timer; SIGTERM exits 0', async () => {
+    const { dir, policyPath } = await workspace();
+    const ports: Ports = { api: await freePort(), grpc: await freePort(), ui: await freePort() };
+    const env = childEnv({
+      HOST: '127.0.0.1',
+      PORT: String(ports.api),
+      TEMPORAL_DEV_PORT: String(ports.grpc),
+      TEMPORAL_UI_PORT: String(ports.ui),
+      TEMPORAL_DEV_DB: join(dir, 'temporal.db'),
+      POLICY_PATH: policyPath,
+      TOKEN_SECRET,
+      SLACK_SIGNING_SECRET: SIGNING_SECRET,
+      RETENTION_ARCHIVE_DIR: join(dir, 'archive'),
+      AUDIT_FILE: join(dir, 'audit.ndjson'),
+    });
+
+    const first = await startService(env, ports);
+    const partial = await create(first.api, 'quorum2');
+    expect((await first.api.click('approve', partial.requestId, 'U_ALICE')).body).toMatchObject({
+      ok: true,
+      status: 'ready_for_approval',
+    });
+    const decided = await create(first.api, 'simple');
+    expect((await first.api.click('deny', decided.requestId, 'U_BOB')).body).toMatchObject({
+      ok: true,
+      status: 'denied',
+    });
+    const timed = await create(first.api, 'timer');
+    expect((await first.api.status(timed.requestId)).body).toMatchObject({ status: 'ready_for_approval' });
+
+    killGroup(first.proc.pid, 'SIGKILL');
+    await first.proc.exited;
+    await expectNothingLeft(first.proc.pid, dir, ports);
+
+    const second = await startService(env, ports);
+    const api = second.api;
+    expect(await statusOf(api, partial.requestId)).toMatchObject({
+      status: 'ready_for_approval',
+      approvalsCount: 1,
+      approvers: ['U_ALICE'],
+    });
+    expect(await statusOf(api, decided.requestId)).toMatchObject({ status: 'denied', decidedBy: 'U_BOB' });
+    // Tokens issued by the killed run still work: they are capabilities, not entries of a lost table.
+    await completeQuorum(api, partial, 'U_BOB', 'U_ALICE');
+    await expectExpiredOnTime(api, timed);
+
+    process.kill(second.proc.pid, 'SIGTERM');
+    expect(await second.proc.exited).toEqual({ code: 0, signal: null });
+    expect(second.proc.output()).toMatch(/SIGTERM: shutting down/);
+    await expectNothingLeft(second.proc.pid, dir, ports);
+  }, 120_000);
+});
+
+/** Pids (other than ours) whose command line names a path under `dir`: a stale dev server would. */
+async function processesMentioning(dir: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(dir)) found.push(Number(entry));
+  }
+  return found;
+}
