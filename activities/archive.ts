@@ -1,6 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { createReadStream } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir, open, readdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Plan } from '../domain/plan.js';
@@ -14,6 +15,8 @@ export interface ArchiveDeps {
   archiveDir: string;
   metrics: Metrics;
   audit: AuditLog;
+  /** Names this writer's files; default: the host name (a pod name in Kubernetes). */
+  writerId?: string;
 }
 
 export interface ArchiveRecord {
@@ -46,9 +49,22 @@ export interface ArchiveLine {
   final: RequestView;
 }
 
-/** File of the day a request ended, so archives rotate daily and stay greppable by date. */
-export function archiveFileFor(archiveDir: string, decidedAt: string): string {
-  return join(archiveDir, `requests-${decidedAt.slice(0, 10)}.jsonl`);
+/**
+ * `requests-<UTC day the request ended>.<writer>.jsonl`: archives rotate daily and stay greppable by date, and each
+ * host appends only to its own files, so a directory shared between hosts (NFS, where O_APPEND is not atomic across
+ * clients) never sees two hosts append to one file.
+ */
+export function archiveFileFor(archiveDir: string, decidedAt: string, writerId: string): string {
+  return join(archiveDir, `${dayPrefix(decidedAt)}${writerId}.jsonl`);
+}
+
+const dayPrefix = (decidedAt: string) => `requests-${decidedAt.slice(0, 10)}.`;
+
+/** Matches every archive file name, with or without a writer part; group 1 is the day. */
+export const ARCHIVE_FILE_NAME = /^requests-(\d{4}-\d{2}-\d{2})(?:\.[A-Za-z0-9_-]+)?\.jsonl$/;
+
+function defaultWriterId(): string {
+  return hostname().replace(/[^A-Za-z0-9_-]/g, '_') || 'local';
 }
 
 export function archiveLine({ input, final }: ArchiveRecord, archivedAt: string): ArchiveLine {
@@ -70,7 +86,7 @@ export function archiveLine({ input, final }: ArchiveRecord, archivedAt: string)
   };
 }
 
-export function createArchiveActivities({ archiveDir, metrics, audit }: ArchiveDeps) {
+export function createArchiveActivities({ archiveDir, metrics, audit, writerId = defaultWriterId() }: ArchiveDeps) {
   return {
     /**
      * Appends the final record as one JSON line, durably, then counts it. Any failure is counted by errno and
@@ -78,31 +94,41 @@ export function createArchiveActivities({ archiveDir, metrics, audit }: ArchiveD
      */
     async archiveRequest(record: ArchiveRecord): Promise<{ file: string }> {
       const { input, final } = record;
-      const file = archiveFileFor(archiveDir, final.decidedAt ?? final.createdAt);
+      const day = final.decidedAt ?? final.createdAt;
+      const file = archiveFileFor(archiveDir, day, writerId);
       try {
         await mkdir(archiveDir, { recursive: true });
-        // A retry may follow a write that landed before the attempt failed (fsync error, worker died): never twice.
+        // A retry (maybe on another host) may follow a write that landed before the attempt failed (fsync error,
+        // worker died): never twice.
         const retry = Context.current().info.attempt > 1;
-        if (!(retry && (await alreadyArchived(file, input.requestId)))) {
+        if (!(retry && (await alreadyArchived(archiveDir, day, input.requestId)))) {
           await appendLine(file, `${JSON.stringify(archiveLine(record, new Date().toISOString()))}\n`);
         }
       } catch (err) {
         const reason = (err as NodeJS.ErrnoException).code ?? 'unknown';
         metrics.archiveFailures.inc({ reason });
-        throw ApplicationFailure.retryable(`archiving ${input.requestId} to ${file} failed: ${reason}`, 'archive_failed');
+        throw ApplicationFailure.retryable(
+          `archiving ${input.requestId} to ${file} failed: ${reason}`,
+          'archive_failed',
+        );
       }
       metrics.archivedRequests.inc();
-      audit.emit({ event: 'request_archived', requestId: input.requestId, action: final.action, actor: 'system', file });
+      audit.emit({
+        event: 'request_archived',
+        requestId: input.requestId,
+        action: final.action,
+        actor: 'system',
+        file,
+      });
       return { file };
     },
   };
 }
 
 /**
- * One write() on an O_APPEND descriptor, then fsync. On a local Linux filesystem an appending write holds the
- * inode lock for its whole length, so lines from several workers never interleave whatever their size (PIPE_BUF
- * only bounds pipes). NFS does not make O_APPEND atomic: the archive directory must be local to one host, or each
- * host must have its own directory.
+ * One write() on an O_APPEND descriptor, then fsync. On Linux an appending write to a regular file holds the inode
+ * lock for its whole length, so lines from several worker processes of one host never interleave whatever their size
+ * (PIPE_BUF only bounds pipes and FIFOs). Across hosts that lock does not exist (NFS): hence one file per host.
  */
 async function appendLine(file: string, line: string): Promise<void> {
   const bytes = Buffer.from(line);
@@ -133,8 +159,17 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** True when `file` holds a whole, parseable record of `requestId` (a torn fragment does not count). */
-async function alreadyArchived(file: string, requestId: string): Promise<boolean> {
+/** True when a file of that day, whoever wrote it, holds a whole record of `requestId` (not a torn fragment). */
+async function alreadyArchived(archiveDir: string, day: string, requestId: string): Promise<boolean> {
+  const prefix = dayPrefix(day);
+  const files = (await readdir(archiveDir)).filter((n) => n.startsWith(prefix) && ARCHIVE_FILE_NAME.test(n));
+  for (const name of files) {
+    if (await fileHasRecord(join(archiveDir, name), requestId)) return true;
+  }
+  return false;
+}
+
+async function fileHasRecord(file: string, requestId: string): Promise<boolean> {
   const needle = `"requestId":${JSON.stringify(requestId)}`;
   const stream = createReadStream(file, { encoding: 'utf8' });
   try {
@@ -142,9 +177,6 @@ async function alreadyArchived(file: string, requestId: string): Promise<boolean
       if (line.includes(needle) && parsedRequestId(line) === requestId) return true;
     }
     return false;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
   } finally {
     stream.destroy();
   }

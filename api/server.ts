@@ -79,7 +79,7 @@ export async function startApiServer(opts: {
     },
     { logger: opts.logger ?? false, tracing: !!opts.tracing },
   );
-  if (redis) connectRedis(redis, (msg) => app.log.warn(msg));
+  if (redis) await connectRedis(redis, (msg) => app.log.warn(msg));
   installVisibilityGauges({
     metrics,
     listOpen: temporalOpenRequests(client, config.TEMPORAL_TASK_QUEUE),

@@ -69,9 +69,10 @@ function editBlocks(plan: Plan, state: RequestState): Block[] {
     const changes = Object.keys(diff).map((k) => `\`${k}\` ${shortValue(from[k])} → ${shortValue(to[k])}`);
     return `✏️ Edited by ${userRef(by)}: ${changes.join(', ')}`;
   });
-  if (state.voidedApprovals.length > 0) {
-    const voided = [...new Set(state.voidedApprovals.map((a) => userRef(a.userId)))].join(', ');
-    lines.push(`Approvals given to earlier values no longer count: ${voided}`);
+  const current = new Set(state.approvals.map((a) => a.userId));
+  const voided = [...new Set(state.voidedApprovals.map((a) => a.userId))].filter((id) => !current.has(id));
+  if (voided.length > 0) {
+    lines.push(`Approvals given to earlier values no longer count: ${voided.map(userRef).join(', ')}`);
   }
   return [{ type: 'context', elements: [mrkdwn(lines.join('\n'))] }];
 }
@@ -128,7 +129,8 @@ function statusLine(state: RequestState): string {
 }
 
 function statusText(state: RequestState): string {
-  if (isTerminal(state.status)) return `${state.status}${state.decidedBy ? ` by ${state.decidedBy}` : ''}`;
+  const by = state.decidedBy && state.decidedBy !== 'system' ? ` by ${state.decidedBy}` : '';
+  if (isTerminal(state.status)) return `${state.status}${by}`;
   return `${state.status} (${state.approvals.length} of ${state.minApprovals} approvals)`;
 }
 

@@ -152,6 +152,9 @@ export class TracedWebClient extends WebClient {
   }
 }
 
+/** Probes and scrapes: a span per Prometheus scrape or kubelet probe would bury the traces that matter. */
+const UNTRACED_ROUTES = new Set(['/metrics', '/healthz', '/readyz']);
+
 /**
  * A server span per HTTP request, parented to an incoming `traceparent`. Fastify reads the body in the socket's
  * async context, so the span's context is entered twice: for the early hooks and again around the handler.
@@ -162,6 +165,7 @@ export function traceHttpRequests(app: FastifyInstance): void {
   const active = new WeakMap<FastifyRequest, Context>();
   app.addHook('onRequest', (req, reply, done) => {
     const route = req.routeOptions.url;
+    if (route && UNTRACED_ROUTES.has(route)) return done();
     const parent = propagation.extract(ROOT_CONTEXT, req.headers);
     const span = tracer.startSpan(
       route ? `${req.method} ${route}` : req.method,

@@ -1,6 +1,6 @@
 /**
  * `npm run audit:export -- [--dir DIR] [--from ISO] [--to ISO] [--action A]... [--outcome O]... [--format csv|jsonl]
- * [--out FILE]`: reads the archive files (`requests-YYYY-MM-DD.jsonl` under RETENTION_ARCHIVE_DIR) and writes one
+ * [--out FILE]`: reads the archive files (`requests-YYYY-MM-DD.<host>.jsonl` in RETENTION_ARCHIVE_DIR) and writes one
  * row per archived request for analytics ingestion. Filters: decision time in [from, to), action, outcome.
  * Params are exported redacted as the request's policy says (as Slack showed them).
  */
@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { ArchiveLine } from '../activities/archive.js';
+import { ARCHIVE_FILE_NAME, type ArchiveLine } from '../activities/archive.js';
 import { redactParams } from '../domain/redaction.js';
 import { TERMINAL_STATUSES } from '../domain/request-state.js';
 
@@ -67,7 +67,6 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-const FILE_NAME = /^requests-(\d{4}-\d{2}-\d{2})\.jsonl$/;
 const DAY_MS = 24 * 3600 * 1000;
 
 export function exportRow(line: ArchiveLine): ExportRow {
@@ -126,10 +125,10 @@ function matches(line: ArchiveLine, opts: ExportOptions): boolean {
 
 /** Archive files whose day can hold a match, oldest first (a file holds the requests decided on its UTC day). */
 async function archiveFiles({ dir, from, to }: ExportOptions): Promise<string[]> {
-  const names = (await readdir(dir)).filter((n) => FILE_NAME.test(n)).sort();
+  const names = (await readdir(dir)).filter((n) => ARCHIVE_FILE_NAME.test(n)).sort();
   return names
     .filter((name) => {
-      const dayStart = Date.parse(`${FILE_NAME.exec(name)![1]}T00:00:00Z`);
+      const dayStart = Date.parse(`${ARCHIVE_FILE_NAME.exec(name)![1]}T00:00:00Z`);
       return !(from && dayStart + DAY_MS <= from.getTime()) && !(to && dayStart >= to.getTime());
     })
     .map((name) => join(dir, name));
@@ -186,7 +185,10 @@ function parseTime(flag: string, value: string | undefined): Date | undefined {
 
 /** Repeated flags and comma-separated values both work: `--action a --action b` = `--action a,b`. */
 function list(values: string[] | undefined): string[] {
-  return (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  return (values ?? [])
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean);
 }
 
 export function parseExportArgs(

@@ -61,6 +61,9 @@ export async function createGuardWorker(deps: WorkerDeps): Promise<Worker> {
     activities,
     sinks: { ...sinks, ...traced?.sinks },
     ...(traced ? { interceptors: traced.interceptors } : {}),
+    // A worker killed with -9 holds its sticky queue until this expires; after it any worker takes the task.
+    // Timers due in that window would fire late by as much, so keep it short.
+    stickyQueueScheduleToStartTimeout: '1s',
   });
 }
 

@@ -58,8 +58,8 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
       events,
     });
 
-  const apply = (command: Command): msg.RequestView => {
-    const t = reduce(state, plan, command, nowIso());
+  const apply = (command: Command, at = nowIso()): msg.RequestView => {
+    const t = reduce(state, plan, command, at);
     if (!t.ok) throw ApplicationFailure.create({ type: t.reason, message: t.message, nonRetryable: true });
     state = t.state;
     upsertStatus(state);
@@ -107,12 +107,16 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
   await condition(allHandlersFinished);
   return view();
 
-  /** Waits for a decision; fires escalation once at expiresAt − escalateBeforeSec, then expiry. */
+  /**
+   * Waits for a decision; fires escalation once at expiresAt − escalateBeforeSec, then expiry. Each is stamped with
+   * its deadline, not the workflow clock: a new worker answering a query replays a fired timer before any task
+   * commits it, with the clock of the last completed task, and that view must equal the one later committed.
+   */
   async function runTimers(): Promise<void> {
     const expiresAtMs = Date.parse(input.expiresAt);
     const escalateAtMs = plan.escalation ? expiresAtMs - plan.escalation.escalateBeforeSec * 1000 : null;
     if (escalateAtMs !== null && !(await waitUntilDecidedOr(escalateAtMs))) {
-      const t = reduce(state, plan, { type: 'escalate' }, nowIso());
+      const t = reduce(state, plan, { type: 'escalate' }, new Date(escalateAtMs).toISOString());
       if (t.ok) {
         state = t.state;
         upsertStatus(state);
@@ -120,7 +124,7 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
         void notifyEscalation();
       }
     }
-    if (!(await waitUntilDecidedOr(expiresAtMs))) apply({ type: 'expire' });
+    if (!(await waitUntilDecidedOr(expiresAtMs))) apply({ type: 'expire' }, input.expiresAt);
   }
 
   /** Resolves true as soon as the request is decided, false when `deadlineMs` passes first. */

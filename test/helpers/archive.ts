@@ -35,7 +35,7 @@ export function finishedRecord(spec: RecordSpec): ArchiveRecord {
 const quiet = new DefaultLogger('ERROR');
 
 /** The real archive activity, run in a mock activity context (attempt number settable), with its metrics. */
-export function archiver(archiveDir: string) {
+export function archiver(archiveDir: string, writerId = 'w1') {
   const metrics = createMetrics();
   const audit: string[] = [];
   const stream = new Writable({
@@ -44,14 +44,20 @@ export function archiver(archiveDir: string) {
       cb();
     },
   });
-  const { archiveRequest } = createArchiveActivities({ archiveDir, metrics, audit: createAuditLog({ stream }) });
+  const { archiveRequest } = createArchiveActivities({
+    archiveDir,
+    metrics,
+    audit: createAuditLog({ stream }),
+    writerId,
+  });
   return {
     metrics,
     audit,
     archive: (record: ArchiveRecord, attempt = 1) =>
-      new MockActivityEnvironment({ attempt }, { logger: quiet }).run<[ArchiveRecord], { file: string }, typeof archiveRequest>(
-        archiveRequest,
-        record,
-      ),
+      new MockActivityEnvironment({ attempt }, { logger: quiet }).run<
+        [ArchiveRecord],
+        { file: string },
+        typeof archiveRequest
+      >(archiveRequest, record),
   };
 }

@@ -361,6 +361,15 @@ describe('GET /api/guard/wait-sse', () => {
     );
   });
 
+  test('shutting an API replica down ends its open streams instead of waiting for them', async () => {
+    const req = await h.create('simple');
+    const replica = await startReplica();
+    const stream = await openSse(req.token, replica.url);
+    expect(await stream.next()).toMatchObject({ data: { status: 'ready_for_approval' } });
+    await replica.close();
+    expect(await stream.next()).toBe('end');
+  });
+
   test.each([
     ['no token', '', 400, 'missing_token'],
     ['forged token', '?token=gt1.req_x.forged', 404, 'not_found'],
@@ -544,9 +553,9 @@ interface SseEvent {
 }
 
 /** A minimal EventSource over fetch that keeps every event and counts comment lines (heartbeats). */
-async function openSse(token: string) {
+async function openSse(token: string, base = h.url) {
   const abort = new AbortController();
-  const res = await fetch(`${h.url}/api/guard/wait-sse?token=${encodeURIComponent(token)}`, { signal: abort.signal });
+  const res = await fetch(`${base}/api/guard/wait-sse?token=${encodeURIComponent(token)}`, { signal: abort.signal });
   if (!res.body) throw new Error('no body');
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   const events: SseEvent[] = [];

@@ -12,7 +12,16 @@ import { createMetrics } from '../../observability/metrics.js';
 import { loadConfig } from '../../config/env.js';
 import { blockActionPayload, sendInteraction, viewSubmissionPayload } from '../helpers/slack.js';
 import { scrape, type Scrape } from '../helpers/prometheus.js';
-import { ADMIN_TOKEN, requestBody, SIGNING_SECRET, startHarness, type Created, type Harness } from './harness.js';
+import { startWorker } from '../../worker/run.js';
+import {
+  ADMIN_TOKEN,
+  requestBody,
+  SIGNING_SECRET,
+  startHarness,
+  workflowBundle,
+  type Created,
+  type Harness,
+} from './harness.js';
 import { childEnv, pollUntil, startProc, type Proc } from './procs.js';
 
 const POLICY = `
@@ -38,8 +47,8 @@ actions:
     overrideKeys: [steps]
   esc:
     approvers: { allowSlackIds: [U_ALICE], minApprovals: 1 }
-    timeoutSec: 4
-    escalation: { escalateBeforeSec: 2, escalationChannel: C_ESCALATIONS }
+    timeoutSec: 6
+    escalation: { escalateBeforeSec: 4, escalationChannel: C_ESCALATIONS }
 `;
 
 const ACTIONS = ['simple', 'quorum2', 'personas', 'edits', 'esc'];
@@ -221,11 +230,11 @@ test('counters move by exactly what each scenario did', async () => {
     'decision_latency_seconds_count{"action":"edits","outcome":"approved"}': 1,
     'decision_latency_seconds_count{"action":"esc","outcome":"expired"}': 1,
   });
-  // Creation → expiry is the 4 s timeout, measured on the workflow's clock (the timer may fire a little late).
+  // Creation → expiry is the 6 s timeout, measured on the workflow's clock (the timer may fire a little late).
   const expiredLatency = deltas(before, after, [
     ['decision_latency_seconds_sum', { action: 'esc', outcome: 'expired' }],
   ]);
-  expect(Object.values(expiredLatency)[0]).toBeGreaterThanOrEqual(3.9);
+  expect(Object.values(expiredLatency)[0]).toBeGreaterThanOrEqual(5.9);
   expect(Object.values(expiredLatency)[0]).toBeLessThan(60);
   // One post per request, plus the escalation's thread notice and its post to the escalation channel.
   const posts = h.fakeSlack.callsOf('chat.postMessage').filter((c) => c.status === 200).length - postsBefore;
@@ -433,3 +442,55 @@ function apiEnv(harness: Harness): Record<string, string> {
     TOKEN_SECRET: 'test-token-secret',
   };
 }
+
+test('a worker taking over replays the history without counting or auditing its facts again', async () => {
+  const req = await h.create('personas');
+  await clickOn(h.url, 'persona_ack:DBA', req.requestId, 'U_DBA');
+  const before = await metricsOf(h.url);
+  await h.worker.shutdown();
+  const lines: string[] = [];
+  const audit = createAuditLog({
+    stream: new Writable({
+      write: (chunk, _e, cb) => {
+        lines.push(...String(chunk).trimEnd().split('\n'));
+        cb();
+      },
+    }),
+  });
+  // A fresh worker has no cached workflow: it rebuilds this one by replaying its history from the start.
+  const successor = await startWorker({
+    config: h.config,
+    metrics: h.metrics,
+    audit,
+    workflowBundle: await workflowBundle(),
+    log: () => {},
+  });
+  try {
+    await clickOn(h.url, 'persona_ack:Security', req.requestId, 'U_ALICE');
+    await clickOn(h.url, 'approve', req.requestId, 'U_BOB');
+    await closed([req.requestId]);
+  } finally {
+    await successor.shutdown();
+  }
+  const after = await metricsOf(h.url);
+  expect(
+    deltas(before, after, [
+      ['persona_ack_total', { action: 'personas', persona: 'DBA' }],
+      ['persona_ack_total', { action: 'personas', persona: 'Security' }],
+      ['approvals_total', { action: 'personas' }],
+      ['decision_latency_seconds_count', { action: 'personas', outcome: 'approved' }],
+    ]),
+  ).toEqual({
+    'persona_ack_total{"action":"personas","persona":"DBA"}': 0,
+    'persona_ack_total{"action":"personas","persona":"Security"}': 1,
+    'approvals_total{"action":"personas"}': 1,
+    'decision_latency_seconds_count{"action":"personas","outcome":"approved"}': 1,
+  });
+  const events = lines.map((l) => JSON.parse(l) as { event: string; requestId?: string });
+  expect(events.filter((e) => e.requestId === req.requestId).map((e) => e.event)).toEqual([
+    'persona_acked',
+    'approval_recorded',
+    'request_approved',
+    'request_archived',
+  ]);
+}, 60_000);

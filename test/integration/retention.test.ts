@@ -35,7 +35,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // The schedules would otherwise keep starting sweeps on task queues no worker polls any more.
-  for (const id of schedulesToDelete) await client?.schedule.getHandle(id).delete().catch(() => undefined);
+  for (const id of schedulesToDelete)
+    await client?.schedule
+      .getHandle(id)
+      .delete()
+      .catch(() => undefined);
   await h?.close();
   await connection?.close();
 });

@@ -243,16 +243,12 @@ describe('security headers, content types and body limits', () => {
     const res = await h.post('/api/guard/request', huge, bearer(CI_KEY));
     expect(res).toMatchObject({ status: 413, body: { error: 'payload_too_large' } });
     const form = formBody({ type: 'block_actions', junk: 'y'.repeat(300 * 1024) });
-    const slack = await h.post('/api/slack/interactions', form, signSlackRequest(SIGNING_SECRET, form));
+    const slack = await h.post('/api/slack/interactions', form, { ...signSlackRequest(SIGNING_SECRET, form) });
     expect(slack).toMatchObject({ status: 413, body: { error: 'payload_too_large' } });
   });
 
   test('prototype-poisoning JSON is refused with a 400', async () => {
-    const res = await h.post(
-      '/api/guard/request',
-      '{"action":"simple","__proto__":{"admin":true}}',
-      bearer(CI_KEY),
-    );
+    const res = await h.post('/api/guard/request', '{"action":"simple","__proto__":{"admin":true}}', bearer(CI_KEY));
     expect(res.status).toBe(400);
     expect(res.body.error).toEqual(expect.any(String));
   });
@@ -261,7 +257,8 @@ describe('security headers, content types and body limits', () => {
 describe('admin routes and secrets', () => {
   test('without ADMIN_TOKEN configured the admin routes answer 401 to every token', async () => {
     const { api } = await replica({ ADMIN_TOKEN: '' });
-    for (const headers of [{}, { 'x-admin-token': ADMIN_TOKEN }, { 'x-admin-token': '' }]) {
+    const attempts: Array<Record<string, string>> = [{}, { 'x-admin-token': ADMIN_TOKEN }, { 'x-admin-token': '' }];
+    for (const headers of attempts) {
       expect(await call(api.url, 'POST', '/api/admin/reload-policy', undefined, headers)).toMatchObject({
         status: 401,
         body: { error: 'unauthorized' },

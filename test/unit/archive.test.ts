@@ -14,11 +14,11 @@ afterEach(async () => {
 
 const linesOf = async (file: string) => (await readFile(file, 'utf8')).split('\n').filter(Boolean);
 
-test('the final record lands as one JSON line in the file of its decision day', async () => {
+test("the final record lands as one JSON line in the writer's file of its decision day", async () => {
   const a = archiver(join(dir, 'archive'));
   const record = finishedRecord({ id: 'req-1', decidedAt: '2025-03-04T10:00:00.000Z', params: { steps: 2 } });
   const { file } = await a.archive(record);
-  expect(file).toBe(join(dir, 'archive', 'requests-2025-03-04.jsonl'));
+  expect(file).toBe(join(dir, 'archive', 'requests-2025-03-04.w1.jsonl'));
   const [text, ...rest] = await linesOf(file);
   expect(rest).toEqual([]);
   const line = JSON.parse(text!) as ArchiveLine;
@@ -48,10 +48,19 @@ test('a retry after a write that landed does not write the line twice', async ()
   expect((await linesOf(file)).map((l) => (JSON.parse(l) as ArchiveLine).requestId)).toEqual(['req-2', 'req-3']);
 });
 
+test('a retry on another host finds the line the first host wrote', async () => {
+  const record = finishedRecord({ id: 'req-6', decidedAt: '2025-03-04T13:00:00.000Z' });
+  const first = await archiver(dir, 'host-a').archive(record, 1);
+  const second = await archiver(dir, 'host-b').archive(record, 2);
+  expect(second.file).toBe(join(dir, 'requests-2025-03-04.host-b.jsonl'));
+  expect(await linesOf(first.file)).toHaveLength(1);
+  await expect(readFile(second.file)).rejects.toMatchObject({ code: 'ENOENT' });
+});
+
 test('a torn fragment of the same request does not count as archived', async () => {
   const a = archiver(dir);
   const record = finishedRecord({ id: 'req-4', decidedAt: '2025-03-05T09:00:00.000Z' });
-  const file = join(dir, 'requests-2025-03-05.jsonl');
+  const file = join(dir, 'requests-2025-03-05.w1.jsonl');
   await writeFile(file, '{"v":1,"archivedAt":"2025-03-05T09:00:01Z","requestId":"req-4","act\n');
   await a.archive(record, 2);
   const lines = await linesOf(file);

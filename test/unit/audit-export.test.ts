@@ -16,7 +16,7 @@ import { archiver, finishedRecord } from '../helpers/archive.js';
 
 let dir: string;
 
-/** Three days of archives written by the real archive activity, plus a torn fragment and a duplicate. */
+/** Three days of archives written by the real archive activity on two hosts, plus a torn fragment and a duplicate. */
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'guard-export-'));
   const { archive } = archiver(dir);
@@ -34,8 +34,11 @@ beforeAll(async () => {
   await archive(
     finishedRecord({ id: 'r3', decidedAt: '2025-05-02T12:00:00.000Z', end: { type: 'cancel', actor: 'U_REQ' } }),
   );
-  await archive(finishedRecord({ id: 'r4', action: 'rotate_secret', decidedAt: '2025-05-03T00:00:00.000Z' }));
-  const day2 = join(dir, 'requests-2025-05-02.jsonl');
+  await archiver(dir, 'w2').archive(
+    finishedRecord({ id: 'r4', action: 'rotate_secret', decidedAt: '2025-05-03T00:00:00.000Z' }),
+  );
+  await archiver(dir, 'w2').archive(finishedRecord({ id: 'r5', decidedAt: '2025-05-01T10:00:00.000Z' }));
+  const day2 = join(dir, 'requests-2025-05-02.w1.jsonl');
   await appendFile(day2, '{"v":1,"requestId":"torn","fin\n');
   await appendFile(day2, (await readFile(day2, 'utf8')).split('\n')[0] + '\n');
   await appendFile(join(dir, 'notes.txt'), 'not an archive file\n');
@@ -74,7 +77,7 @@ describe('csv', () => {
     expect(denied).toContain(',U_BOB,"too risky, ""really""\nsee thread",,0,1,false,false,sha256:');
     expect(denied).toContain(',"{""name"":""db"",""password"":""«redacted»""}",');
     expect(text).not.toContain('hunter2');
-    expect(stats).toEqual({ files: 3, exported: 4, unreadable: 1, duplicates: 1 });
+    expect(stats).toEqual({ files: 4, exported: 5, unreadable: 1, duplicates: 1 });
   });
 
   test.each([
@@ -104,7 +107,7 @@ describe('filters', () => {
 
   test('action and outcome, alone and combined', async () => {
     expect(await ids({ actions: ['rotate_secret'] })).toEqual(['r2', 'r4']);
-    expect(await ids({ outcomes: ['approved'] })).toEqual(['r1', 'r4']);
+    expect(await ids({ outcomes: ['approved'] })).toEqual(['r1', 'r5', 'r4']);
     expect(await ids({ outcomes: ['denied', 'cancelled'] })).toEqual(['r2', 'r3']);
     expect(await ids({ actions: ['rotate_secret'], outcomes: ['approved'] })).toEqual(['r4']);
     expect(await ids({ actions: ['nope'] })).toEqual([]);
@@ -142,14 +145,12 @@ describe('arguments', () => {
     expect(parseExportArgs([], {}).format).toBe('csv');
   });
 
-  test.each([
-    [['--format', 'xml']],
-    [['--outcome', 'pending']],
-    [['--from', 'yesterday']],
-    [['--bogus']],
-  ])('%j is a usage error', (argv) => {
-    expect(() => parseExportArgs(argv, {})).toThrow(UsageError);
-  });
+  test.each([[['--format', 'xml']], [['--outcome', 'pending']], [['--from', 'yesterday']], [['--bogus']]])(
+    '%j is a usage error',
+    (argv) => {
+      expect(() => parseExportArgs(argv, {})).toThrow(UsageError);
+    },
+  );
 });
 
 test('the npm script writes the file named by --out', async () => {
@@ -160,7 +161,7 @@ test('the npm script writes the file named by --out', async () => {
     { cwd: join(import.meta.dirname, '..', '..') },
   );
   const rows = (await readFile(out, 'utf8')).split('\r\n').filter(Boolean);
-  expect(rows).toHaveLength(3);
-  expect(rows.slice(1).map((r) => r.split(',')[0])).toEqual(['r1', 'r4']);
-  expect(stderr).toContain('2 records from 3 files');
+  expect(rows).toHaveLength(4);
+  expect(rows.slice(1).map((r) => r.split(',')[0])).toEqual(['r1', 'r5', 'r4']);
+  expect(stderr).toContain('3 records from 4 files');
 }, 30_000);

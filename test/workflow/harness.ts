@@ -3,7 +3,14 @@
  * breaks the tests at compile time), a worker per test on its own task queue, and the workflow's sink events.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker, type InjectedSinks, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  Runtime,
+  Worker,
+  type InjectedSinks,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { randomUUID } from 'node:crypto';
@@ -11,7 +18,20 @@ import type { ArchiveActivities } from '../../activities/archive.js';
 import type { SlackActivities } from '../../activities/slack.js';
 import type { GuardSinks } from '../../workflows/approval.js';
 import type { ApprovalInput, GuardEventBatch, RequestView } from '../../workflows/messages.js';
+import { workflowsPath } from '../../worker/worker.js';
 import { makePlan, makeRequest } from '../fixtures/plans.js';
+import { createTimeSkippingEnv } from './helpers.js';
+
+/**
+ * The time-skipping server and the workflow bundle for one suite, with the SDK's per-worker INFO lines turned
+ * down to warnings. The Runtime must be installed before anything creates the default one.
+ */
+export async function setUpSuite(): Promise<{ env: TestWorkflowEnvironment; bundle: WorkflowBundleWithSourceMap }> {
+  const logger = new DefaultLogger('WARN');
+  Runtime.install({ logger, telemetryOptions: { logging: { filter: { core: 'WARN', other: 'ERROR' } } } });
+  const [env, bundle] = await Promise.all([createTimeSkippingEnv(), bundleWorkflowCode({ workflowsPath, logger })]);
+  return { env, bundle };
+}
 
 export type GuardActivities = SlackActivities & ArchiveActivities;
 type CallLog = { [K in keyof GuardActivities]: Parameters<GuardActivities[K]>[0][] };
@@ -26,7 +46,7 @@ export interface ActivityMocks {
   releaseArchive(): void;
 }
 
-export function mockActivities(): ActivityMocks {
+export function mockActivities(overrides: Partial<GuardActivities> = {}): ActivityMocks {
   const calls: CallLog = {
     postRequestMessage: [],
     updateRequestMessage: [],
@@ -51,6 +71,7 @@ export function mockActivities(): ActivityMocks {
       await gate;
       return { file: '/archive/requests.jsonl' };
     },
+    ...overrides,
   };
   return {
     activities,
@@ -77,22 +98,32 @@ export interface RunOptions {
   bundle: WorkflowBundleWithSourceMap;
   mocks?: ActivityMocks;
   sinks?: InjectedSinks<GuardSinks>;
+  /** 0 makes every workflow task a full replay from history (and turns sticky queues off). */
+  maxCachedWorkflows?: number;
+  taskQueue?: string;
 }
 
 /** Runs `fn` while a fresh worker polls a task queue of its own. */
 export async function withWorker<T>(
-  { env, bundle, mocks = mockActivities(), sinks }: RunOptions,
+  {
+    env,
+    bundle,
+    mocks = mockActivities(),
+    sinks = eventRecorder().sinks,
+    maxCachedWorkflows,
+    taskQueue = `tq-${randomUUID()}`,
+  }: RunOptions,
   fn: (taskQueue: string) => Promise<T>,
 ): Promise<T> {
-  const taskQueue = `tq-${randomUUID()}`;
   const worker = await Worker.create({
     connection: env.nativeConnection,
     taskQueue,
     workflowBundle: bundle,
     activities: mocks.activities,
-    ...(sinks ? { sinks } : {}),
+    sinks,
+    ...(maxCachedWorkflows === undefined ? {} : { maxCachedWorkflows }),
   });
-  return worker.runUntil(fn(taskQueue));
+  return worker.runUntil(() => fn(taskQueue));
 }
 
 /** Times come from the test server's clock, which earlier tests have skipped ahead. */

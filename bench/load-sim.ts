@@ -1,0 +1,324 @@
+/**
+ * `npm run load-sim -- --requests N --concurrency C [--pending P]`: drives the service with real HTTP and signed
+ * Slack clicks, measures the same Temporal server's floor in the same run, and reports a table and a JSON file
+ * (bench/results/). See docs/performance.md for what each figure means.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { GuardClient } from './client.js';
+import { Floor, type FloorPhase } from './floor.js';
+import { BENCH_ACTIONS, BENCH_POLICY } from './policy.js';
+import { machineLoad, UsageMonitor, type PhaseUsage } from './procs.js';
+import { formatTable, judgeTargets, ratios, type LatencyRow, type LoadSimResult } from './report.js';
+import {
+  approvalLoopPhase,
+  awaitPosts,
+  createPhase,
+  decidePhase,
+  settle,
+  timerPhase,
+  type Bounds,
+  type CreatePhase,
+} from './scenarios.js';
+import { scrapeSdk, sdkDelta, type SdkPhase } from './sdk-metrics.js';
+import { summarize } from './stats.js';
+import { ROOT, startService, type Service } from './service.js';
+
+const USAGE = `usage: npm run load-sim -- [options]
+  --requests N        requests per phase (default 200)
+  --concurrency C     requests in flight (default 16)
+  --pending P         open requests held while create is measured again (default 0)
+  --timers K          requests left to escalate and expire (default min(N, 100))
+  --url URL           use a running API (it must load the policy from --print-policy); needs --temporal
+  --temporal ADDR     use a running Temporal server instead of the embedded dev server
+  --signing-secret S  Slack signing secret of the API at --url (default $SLACK_SIGNING_SECRET)
+  --audit-file F      audit file of the API at --url (for escalation times)
+  --env KEY=VALUE     extra environment for the service's processes (repeatable)
+  --profile           write V8 CPU profiles of the API and worker next to the result
+  --label TEXT        recorded in the result (e.g. "before", "after")
+  --out FILE          result path (default bench/results/load-sim-<time>.json)
+  --phase-timeout S   no phase starts new work after S seconds (default 600)
+  --print-policy      print the policy the scenarios need, and exit`;
+
+interface Options {
+  requests: number;
+  concurrency: number;
+  pending: number;
+  timers: number;
+  url?: string | undefined;
+  temporal?: string | undefined;
+  signingSecret?: string | undefined;
+  auditFile?: string | undefined;
+  env: Record<string, string>;
+  profile: boolean;
+  label: string | null;
+  out: string;
+  phaseTimeoutMs: number;
+}
+
+const log = (msg: string) => console.error(`[load-sim] ${msg}`);
+
+function parseOptions(argv: string[]): Options | null {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      requests: { type: 'string' },
+      concurrency: { type: 'string' },
+      pending: { type: 'string' },
+      timers: { type: 'string' },
+      url: { type: 'string' },
+      temporal: { type: 'string' },
+      'signing-secret': { type: 'string' },
+      'audit-file': { type: 'string' },
+      env: { type: 'string', multiple: true },
+      profile: { type: 'boolean' },
+      label: { type: 'string' },
+      out: { type: 'string' },
+      'phase-timeout': { type: 'string' },
+      'print-policy': { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return null;
+  }
+  if (values['print-policy']) {
+    console.log(BENCH_POLICY);
+    return null;
+  }
+  const int = (name: string, v: string | undefined, fallback: number, min: number) => {
+    const n = v === undefined ? fallback : Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}`);
+    return n;
+  };
+  const requests = int('requests', values.requests, 200, 2);
+  if (values.url && !values.temporal) throw new Error('--url needs --temporal (the floor runs on the same server)');
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  return {
+    requests,
+    concurrency: int('concurrency', values.concurrency, 16, 1),
+    pending: int('pending', values.pending, 0, 0),
+    timers: int('timers', values.timers, Math.min(requests, 100), 1),
+    url: values.url,
+    temporal: values.temporal,
+    signingSecret: values['signing-secret'],
+    auditFile: values['audit-file'],
+    env: Object.fromEntries(
+      (values.env ?? []).map((kv) => {
+        const eq = kv.indexOf('=');
+        if (eq < 1) throw new Error(`--env wants KEY=VALUE, got ${kv}`);
+        return [kv.slice(0, eq), kv.slice(eq + 1)];
+      }),
+    ),
+    profile: values.profile ?? false,
+    label: values.label ?? null,
+    out: path.resolve(values.out ?? path.join(ROOT, 'bench', 'results', `load-sim-${stamp}.json`)),
+    phaseTimeoutMs: int('phase-timeout', values['phase-timeout'], 600, 1) * 1000,
+  };
+}
+
+/** Runs one phase while following the processes' CPU and memory and the worker's SDK metrics. */
+class Recorder {
+  readonly resources: Record<string, Record<string, PhaseUsage>> = {};
+  readonly sdk: Record<string, SdkPhase | null> = {};
+  readonly failures: string[] = [];
+
+  constructor(private readonly service: Service) {}
+
+  async phase<T extends { pool?: { failed: number; errors: string[]; timedOut: boolean } | null }>(
+    name: string,
+    run: () => Promise<T>,
+  ): Promise<T> {
+    log(`phase ${name}`);
+    const before = await scrapeSdk(this.service.sdkMetricsUrl);
+    const monitor = new UsageMonitor(this.service.pids);
+    const result = await run();
+    this.resources[name] = monitor.stop();
+    this.sdk[name] = sdkDelta(before, await scrapeSdk(this.service.sdkMetricsUrl));
+    const pool = result.pool;
+    if (pool?.failed) this.failures.push(`${name}: ${pool.failed} failed (${pool.errors.join('; ')})`);
+    if (pool?.timedOut) this.failures.push(`${name}: stopped by --phase-timeout`);
+    return result;
+  }
+}
+
+const row = (p: { latency: LatencyRow['latency']; perSec: number }): LatencyRow => ({
+  latency: p.latency,
+  perSec: p.perSec,
+});
+
+async function run(opts: Options): Promise<LoadSimResult> {
+  const startedAt = new Date().toISOString();
+  const loadavgStart = machineLoad().loadavg1;
+  const profileDir = opts.profile ? opts.out.replace(/\.json$/, '') + '-profiles' : undefined;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  const service = await startService({
+    url: opts.url,
+    temporal: opts.temporal,
+    signingSecret: opts.signingSecret,
+    auditFile: opts.auditFile,
+    env: opts.env,
+    profileDir,
+    log,
+  });
+  const floor = await Floor.connect(service.temporalAddress, service.floorTaskQueue);
+  try {
+    return await measure(opts, service, floor, { startedAt, loadavgStart });
+  } finally {
+    await floor.close();
+    await service.close();
+  }
+}
+
+async function measure(
+  opts: Options,
+  service: Service,
+  floor: Floor,
+  meta: { startedAt: string; loadavgStart: number },
+): Promise<LoadSimResult> {
+  const client = new GuardClient(service.url, service.signingSecret);
+  const bounds: Bounds = { concurrency: opts.concurrency, phaseDeadlineMs: opts.phaseTimeoutMs };
+  const n = opts.requests;
+  const rec = new Recorder(service);
+  const quiet = () => settle(service.slack, 1000, 60_000);
+
+  const floorStart = await rec.phase('floorStart', () => floor.starts(n, bounds.concurrency, bounds.phaseDeadlineMs));
+  const created = await rec.phase('create', () => createPhase(client, BENCH_ACTIONS.simple, n, bounds));
+  await quiet();
+  const floorUpdate = await rec.phase('floorUpdate', () =>
+    floor.updates(floorStart.ids, bounds.concurrency, bounds.phaseDeadlineMs),
+  );
+  const half = Math.ceil(created.created.length / 2);
+  const longPoll = await rec.phase('decideLongPoll', () =>
+    decidePhase(client, created.created.slice(0, half), 'longpoll', bounds),
+  );
+  const sse = await rec.phase('decideSse', () => decidePhase(client, created.created.slice(half), 'sse', bounds));
+  await quiet();
+  const floorLoop = await rec.phase('floorLoop', () => floor.loops(n, bounds.concurrency, bounds.phaseDeadlineMs));
+  const loop = await rec.phase('approvalLoop', () => approvalLoopPhase(client, n, bounds));
+  await quiet();
+  const timers = await rec.phase('timers', () => timerPhase(client, opts.timers, bounds, service.auditFile));
+  await quiet();
+  const pending = opts.pending > 0 ? await holdPending(opts, service, client, floor, rec, created) : null;
+
+  const ackSamples = [...longPoll.samples.ack, ...(sse.available ? sse.samples.ack : [])];
+  const partial = {
+    version: 1 as const,
+    label: opts.label,
+    command: `npm run load-sim -- ${process.argv.slice(2).join(' ')}`.trim(),
+    startedAt: meta.startedAt,
+    finishedAt: new Date().toISOString(),
+    options: { requests: n, concurrency: opts.concurrency, pending: opts.pending, timers: opts.timers },
+    machine: { cores: machineLoad().cores, node: process.version, loadavgStart: meta.loadavgStart, loadavgEnd: machineLoad().loadavg1 },
+    service: {
+      mode: opts.url ? ('external' as const) : ('embedded' as const),
+      temporal: opts.temporal ? ('external' as const) : ('embedded' as const),
+      env: opts.env,
+    },
+    create: { atZero: row(created), atPending: pending ? row(pending.create) : null },
+    slackAck: summarize(ackSamples),
+    notification: {
+      longPoll: { notify: longPoll.notify, clickToNotify: longPoll.clickToNotify },
+      sse: sse.available ? { notify: sse.notify, clickToNotify: sse.clickToNotify } : null,
+    },
+    approvalLoop: { latency: loop.latency, approvalsPerSec: loop.approvalsPerSec },
+    timers: { count: timers.count, escalationLateness: timers.escalationLateness, expiryLateness: timers.expiryLateness },
+    pending: pending
+      ? {
+          count: pending.count,
+          fillSec: pending.fillSec,
+          settled: pending.settled,
+          rssMB: pending.rssMB,
+          createP99Change: ratioOf(pending.create.latency?.p99, created.latency?.p99),
+        }
+      : null,
+    floor: {
+      start: row(floorStart),
+      update: row(floorUpdate),
+      loop: row(floorLoop),
+      startAtPending: pending ? row(pending.floorStart) : null,
+    },
+    resources: rec.resources,
+    cpuMsPerApproval: {
+      service: cpuMsPer(rec.resources.approvalLoop, ['api', 'worker', 'temporal'], loop.pool.done),
+      floor: cpuMsPer(rec.resources.floorLoop, ['floorWorker', 'temporal'], floorLoop.pool.done),
+    },
+    sdk: rec.sdk,
+    failures: rec.failures,
+  };
+  const withRatios = { ...partial, ratios: ratios(partial) };
+  return { ...withRatios, targets: judgeTargets(withRatios) };
+}
+
+interface PendingResult {
+  count: number;
+  fillSec: number;
+  settled: boolean;
+  rssMB: Record<string, number>;
+  create: CreatePhase;
+  floorStart: FloorPhase;
+}
+
+/** Fills the backlog, waits until its workflows have all run, then measures create and the floor again. */
+async function holdPending(
+  opts: Options,
+  service: Service,
+  client: GuardClient,
+  floor: Floor,
+  rec: Recorder,
+  atZero: CreatePhase,
+): Promise<PendingResult> {
+  const posted = service.slack?.count('chat.postMessage') ?? 0;
+  const t0 = performance.now();
+  const fill = await rec.phase('pendingFill', () =>
+    createPhase(client, BENCH_ACTIONS.pending, opts.pending, {
+      concurrency: opts.concurrency,
+      phaseDeadlineMs: opts.phaseTimeoutMs,
+    }),
+  );
+  const settled = await awaitPosts(service.slack, posted + fill.created.length, opts.phaseTimeoutMs);
+  await settle(service.slack, 2000, 60_000);
+  const fillSec = Math.round((performance.now() - t0) / 100) / 10;
+  log(`${fill.created.length} open requests held (${fillSec} s to create and post)`);
+  const bounds = { concurrency: opts.concurrency, phaseDeadlineMs: opts.phaseTimeoutMs };
+  const floorStart = await rec.phase('floorStartAtPending', () =>
+    floor.starts(opts.requests, bounds.concurrency, bounds.phaseDeadlineMs),
+  );
+  const create = await rec.phase('createAtPending', () =>
+    createPhase(client, BENCH_ACTIONS.simple, atZero.created.length, bounds),
+  );
+  const usage = rec.resources.createAtPending ?? {};
+  const rssMB = Object.fromEntries(Object.entries(usage).map(([name, u]) => [name, u.rssMB]));
+  return { count: fill.created.length, fillSec, settled, rssMB, create, floorStart };
+}
+
+function cpuMsPer(usage: Record<string, PhaseUsage> | undefined, names: string[], ops: number): number | null {
+  if (!usage || ops === 0) return null;
+  const present = names.filter((name) => usage[name]);
+  if (present.length === 0) return null;
+  const cpuSec = present.reduce((s, name) => s + usage[name]!.cpuSec, 0);
+  return Math.round(((cpuSec * 1000) / ops) * 10) / 10;
+}
+
+function ratioOf(a: number | null | undefined, b: number | null | undefined): number | null {
+  return a == null || b == null || b === 0 ? null : Math.round((a / b) * 100) / 100;
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2));
+  if (!opts) return;
+  const result = await run(opts);
+  mkdirSync(path.dirname(opts.out), { recursive: true });
+  writeFileSync(opts.out, `${JSON.stringify(result, null, 2)}\n`);
+  console.log(formatTable(result));
+  console.log(`\nmachine: ${result.machine.cores} cores, load average ${result.machine.loadavgStart} → ${result.machine.loadavgEnd}`);
+  if (result.failures.length) console.log(`failures:\n  ${result.failures.join('\n  ')}`);
+  console.log(`result: ${path.relative(process.cwd(), opts.out)}`);
+}
+
+main().catch((err: unknown) => {
+  log(`failed: ${(err as Error).stack ?? String(err)}`);
+  process.exitCode = 1;
+});

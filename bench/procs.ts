@@ -1,0 +1,171 @@
+/**
+ * The service's processes as the load harness sees them: spawned children with their output kept for errors, and
+ * their CPU time and resident memory read from /proc (Linux), so the service is measured apart from the load.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+
+const OUTPUT_TAIL = 100;
+
+export interface Child {
+  name: string;
+  pid: number;
+  child: ChildProcess;
+  output(): string;
+  /** Resolves with the first line matching `pattern`; rejects on exit or after `timeoutMs`. */
+  waitForLine(pattern: RegExp, timeoutMs: number): Promise<string>;
+  /** SIGTERM, then SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export function spawnChild(name: string, command: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): Child {
+  const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (child.pid === undefined) throw new Error(`could not spawn ${name}`);
+  const lines: string[] = [];
+  const watchers = new Set<(line: string) => void>();
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream! }).on('line', (line) => {
+      lines.push(line);
+      if (lines.length > OUTPUT_TAIL) lines.shift();
+      for (const w of watchers) w(line);
+    });
+  }
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const output = () => lines.join('\n');
+  const waitForLine = (pattern: RegExp, timeoutMs: number) =>
+    new Promise<string>((resolve, reject) => {
+      const seen = lines.find((l) => pattern.test(l));
+      if (seen !== undefined) return resolve(seen);
+      const finish = (fn: () => void) => {
+        clearTimeout(timer);
+        watchers.delete(watcher);
+        fn();
+      };
+      const watcher = (line: string) => {
+        if (pattern.test(line)) finish(() => resolve(line));
+      };
+      const timer = setTimeout(
+        () => finish(() => reject(new Error(`${name}: no line matching ${pattern} in ${timeoutMs} ms\n${output()}`))),
+        timeoutMs,
+      );
+      watchers.add(watcher);
+      void exited.then(() => finish(() => reject(new Error(`${name} exited before ${pattern}\n${output()}`))));
+    });
+  const stop = async (graceMs = 10_000) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+  };
+  return { name, pid: child.pid, child, output, waitForLine, stop };
+}
+
+let clockTicks: number | null = null;
+function ticksPerSecond(): number {
+  if (clockTicks === null) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+export interface ProcUsage {
+  /** User + system CPU seconds since the process started. */
+  cpuSec: number;
+  rssMB: number;
+  /** Peak resident set since the process started (VmHWM). */
+  hwmMB: number;
+}
+
+/** null when the process is gone or /proc is not there. */
+export function readUsage(pid: number): ProcUsage | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces: fields are counted after its closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const cpuSec = (Number(fields[11]) + Number(fields[12])) / ticksPerSecond();
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
+    return { cpuSec, rssMB: round1(kb('VmRSS') / 1024), hwmMB: round1(kb('VmHWM') / 1024) };
+  } catch {
+    return null;
+  }
+}
+
+export interface PhaseUsage {
+  /** Average CPU use over the phase, in % of one core. */
+  cpuPct: number;
+  cpuSec: number;
+  rssMB: number;
+  peakRssMB: number;
+}
+
+/**
+ * Follows named processes during one phase: CPU seconds spent between start and stop, resident memory at the end
+ * and its peak (sampled every `intervalMs`).
+ */
+export class UsageMonitor {
+  private readonly start = new Map<string, ProcUsage>();
+  private readonly peak = new Map<string, number>();
+  private readonly startedAt = performance.now();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly pids: Record<string, number | undefined>,
+    intervalMs = 250,
+  ) {
+    for (const [name, pid] of this.known()) {
+      const u = readUsage(pid);
+      if (u) this.start.set(name, u);
+    }
+    this.timer = setInterval(() => this.sample(), intervalMs);
+    this.timer.unref();
+  }
+
+  private known(): Array<[string, number]> {
+    return Object.entries(this.pids).filter((e): e is [string, number] => e[1] !== undefined);
+  }
+
+  private sample(): void {
+    for (const [name, pid] of this.known()) {
+      const u = readUsage(pid);
+      if (u) this.peak.set(name, Math.max(this.peak.get(name) ?? 0, u.rssMB));
+    }
+  }
+
+  stop(): Record<string, PhaseUsage> {
+    clearInterval(this.timer);
+    const wallSec = (performance.now() - this.startedAt) / 1000;
+    const out: Record<string, PhaseUsage> = {};
+    for (const [name, pid] of this.known()) {
+      const first = this.start.get(name);
+      const last = readUsage(pid);
+      if (!first || !last) continue;
+      const cpuSec = last.cpuSec - first.cpuSec;
+      out[name] = {
+        cpuPct: round1((cpuSec / Math.max(wallSec, 0.001)) * 100),
+        cpuSec: round1(cpuSec * 100) / 100,
+        rssMB: last.rssMB,
+        peakRssMB: Math.max(this.peak.get(name) ?? 0, last.rssMB),
+      };
+    }
+    return out;
+  }
+}
+
+export const round1 = (v: number): number => Math.round(v * 10) / 10;
+
+/** The 1-minute load average and core count: the report says how busy the machine was. */
+export function machineLoad(): { loadavg1: number; cores: number } {
+  try {
+    const [one] = readFileSync('/proc/loadavg', 'utf8').split(' ');
+    return { loadavg1: Number(one), cores: Number(execFileSync('nproc', { encoding: 'utf8' }).trim()) };
+  } catch {
+    return { loadavg1: -1, cores: -1 };
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * The worker's Temporal SDK metrics (Prometheus text on TEMPORAL_METRICS_PORT), read before and after a phase: where
+ * a workflow task's time goes (waiting in the queue vs running in the worker), and the sticky cache's hit rate.
+ */
+const HISTOGRAMS = {
+  workflowTaskScheduleToStart: 'temporal_workflow_task_schedule_to_start_latency',
+  workflowTaskExecution: 'temporal_workflow_task_execution_latency',
+  workflowTaskReplay: 'temporal_workflow_task_replay_latency',
+  activityScheduleToStart: 'temporal_activity_schedule_to_start_latency',
+  activityExecution: 'temporal_activity_execution_latency',
+} as const;
+const COUNTERS = {
+  stickyCacheHits: 'temporal_sticky_cache_hit',
+  stickyCacheMisses: 'temporal_sticky_cache_miss',
+} as const;
+
+export type SdkScrape = Map<string, number>;
+
+export interface SdkPhase {
+  /** Mean milliseconds per task over the phase (null: no task of that kind ran). */
+  meanMs: Record<keyof typeof HISTOGRAMS, number | null>;
+  counts: Record<keyof typeof HISTOGRAMS | keyof typeof COUNTERS, number>;
+}
+
+/** Sums every series of each metric (labels dropped); null when the endpoint does not answer. */
+export async function scrapeSdk(url: string | null): Promise<SdkScrape | null> {
+  if (!url) return null;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    const totals: SdkScrape = new Map();
+    for (const line of (await res.text()).split('\n')) {
+      if (!line || line.startsWith('#')) continue;
+      const m = /^([a-zA-Z_:][\w:]*)(?:\{[^}]*\})?\s+(\S+)/.exec(line);
+      if (!m) continue;
+      totals.set(m[1]!, (totals.get(m[1]!) ?? 0) + Number(m[2]));
+    }
+    return totals;
+  } catch {
+    return null;
+  }
+}
+
+/** What happened between two scrapes. Histograms may be exported in seconds or milliseconds: both are read as ms. */
+export function sdkDelta(before: SdkScrape | null, after: SdkScrape | null): SdkPhase | null {
+  if (!before || !after) return null;
+  const delta = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+  const meanMs = {} as SdkPhase['meanMs'];
+  const counts = {} as SdkPhase['counts'];
+  for (const [key, base] of Object.entries(HISTOGRAMS) as Array<[keyof typeof HISTOGRAMS, string]>) {
+    const seconds = after.has(`${base}_seconds_count`);
+    const name = seconds ? `${base}_seconds` : base;
+    const count = delta(`${name}_count`);
+    const sum = delta(`${name}_sum`) * (seconds ? 1000 : 1);
+    counts[key] = count;
+    meanMs[key] = count > 0 ? Math.round((sum / count) * 10) / 10 : null;
+  }
+  for (const [key, name] of Object.entries(COUNTERS) as Array<[keyof typeof COUNTERS, string]>) {
+    counts[key] = delta(name) || delta(`${name}_total`);
+  }
+  return { meanMs, counts };
+}

@@ -1,0 +1,198 @@
+/**
+ * Two API replicas sharing one real Redis (Debian's redis-server, started here on a free port): the rate limiter's
+ * counters and the Slack replay cache are shared, and a Redis outage neither crashes nor opens the API.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { startApiServer, type ApiServer } from '../../api/server.js';
+import { createAuditLog } from '../../observability/audit.js';
+import { createMetrics, type Metrics } from '../../observability/metrics.js';
+import { freePort } from '../../temporal/dev-server.js';
+import { blockActionPayload, formBody, signSlackRequest, INTERACTIONS_PATH } from '../helpers/slack.js';
+import { requestBody, SIGNING_SECRET, startHarness, type Harness } from './harness.js';
+
+const CAPACITY = 4;
+const AGENTS = ['limit-bot', 'outage-bot', 'other-bot'] as const;
+const keyOf = (agent: string) => `${agent}-key-0123456789`;
+const bearer = (agent: string) => ({ authorization: `Bearer ${keyOf(agent)}` });
+
+interface RedisServer {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** `redis-server` without persistence in a temp dir; resolves once it answers PING. */
+async function startRedis(port?: number): Promise<RedisServer> {
+  const p = port ?? (await freePort());
+  const dir = await mkdtemp(join(tmpdir(), 'guard-redis-'));
+  const args = ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+  const child: ChildProcess = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout?.on('data', (d) => (output += String(d)));
+  child.stderr?.on('data', (d) => (output += String(d)));
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.once('error', (err) => {
+      output += `\n${err.message} (is Debian's redis-server installed? .ci/run installs it)`;
+      resolve();
+    });
+  });
+  const url = `redis://127.0.0.1:${p}`;
+  const stop = async () => {
+    child.kill('SIGTERM');
+    await exited;
+    await rm(dir, { recursive: true, force: true });
+  };
+  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => undefined);
+  for (const deadline = Date.now() + 15_000; ;) {
+    if (child.exitCode !== null || child.signalCode !== null || output.includes('(is Debian')) {
+      throw new Error(`redis-server did not start:\n${output}`);
+    }
+    try {
+      await probe.connect();
+      if ((await probe.ping()) === 'PONG') break;
+    } catch {
+      probe.disconnect();
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`redis-server not answering on ${url}:\n${output}`);
+    }
+    await sleep(100);
+  }
+  probe.disconnect();
+  return { url, port: p, stop };
+}
+
+let redis: RedisServer;
+let h: Harness;
+let second: ApiServer;
+const secondMetrics: Metrics = createMetrics();
+let inspect: Redis;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  const env = {
+    REDIS_URL: redis.url,
+    RATE_LIMIT_CAPACITY: String(CAPACITY),
+    RATE_LIMIT_REFILL_PER_SEC: '0.1',
+    AGENT_API_KEYS: AGENTS.map((a) => `${a}:${keyOf(a)}`).join(','),
+  };
+  h = await startHarness({ env });
+  // The second replica: same configuration and task queue, its own process state.
+  second = await startApiServer({
+    config: h.config,
+    metrics: secondMetrics,
+    audit: createAuditLog({ stream: new Writable({ write: (_c, _e, cb) => cb() }) }),
+  });
+  inspect = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+  inspect.on('error', () => undefined);
+}, 60_000);
+
+afterAll(async () => {
+  inspect?.disconnect();
+  await second?.close();
+  await h?.close();
+  await redis?.stop();
+});
+
+async function post(base: string, path: string, body: string | object, headers: Record<string, string>) {
+  const res = await fetch(`${base}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  let json: any = text;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // Slack acks may be empty
+  }
+  return { status: res.status, body: json, headers: res.headers };
+}
+
+const create = (base: string, agent: string) => post(base, '/api/guard/request', requestBody('simple'), bearer(agent));
+
+function signedClick(requestId: string) {
+  const raw = formBody(blockActionPayload({ actionId: 'approve', value: requestId, userId: 'U_ALICE' }));
+  return { raw, headers: { ...signSlackRequest(SIGNING_SECRET, raw) } };
+}
+
+async function securityEvents(metrics: Metrics, type: string): Promise<number> {
+  const { values } = await metrics.securityEvents.get();
+  return values.find((v) => v.labels.type === type)?.value ?? 0;
+}
+
+test('the limiter is shared: an agent’s capacity is consumed across both replicas', async () => {
+  const answers = [];
+  for (let i = 0; i < CAPACITY; i++) answers.push(await create(i % 2 === 0 ? h.url : second.url, 'limit-bot'));
+  expect(answers.map((a) => a.status)).toEqual(Array(CAPACITY).fill(200));
+  // Each replica alone saw only half the capacity: only a shared counter refuses here.
+  const refusedFirst = await create(h.url, 'limit-bot');
+  const refusedSecond = await create(second.url, 'limit-bot');
+  for (const refused of [refusedFirst, refusedSecond]) {
+    expect(refused.status).toBe(429);
+    expect(refused.body).toMatchObject({ error: 'rate_limited' });
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+  }
+  expect(await securityEvents(secondMetrics, 'rate_limited')).toBe(1);
+  // The counter lives in Redis under the agent's key.
+  expect(Number(await inspect.get('guard:ratelimit:agent:limit-bot'))).toBe(CAPACITY + 2);
+  // Another agent is unaffected.
+  expect((await create(second.url, 'other-bot')).status).toBe(200);
+});
+
+test('a Slack payload replayed to the second replica is refused with 400 replay_detected', async () => {
+  const created = await create(h.url, 'other-bot');
+  expect(created.status).toBe(200);
+  const { raw, headers } = signedClick(created.body.requestId as string);
+  const first = await post(h.url, INTERACTIONS_PATH, raw, headers);
+  expect(first.status).toBe(200);
+  expect(first.body).toMatchObject({ ok: true, status: 'approved' });
+  const before = await securityEvents(secondMetrics, 'replay');
+  const replayed = await post(second.url, INTERACTIONS_PATH, raw, headers);
+  expect(replayed).toMatchObject({ status: 400, body: { error: 'replay_detected' } });
+  expect(await securityEvents(secondMetrics, 'replay')).toBe(before + 1);
+  // Remembered for the 5-minute validity window of a signature.
+  const ttl = await inspect.ttl(`guard:replay:slack-sig:${headers['x-slack-signature']}`);
+  expect(ttl).toBeGreaterThan(250);
+  expect(ttl).toBeLessThanOrEqual(300);
+});
+
+test('Redis down: limits are skipped, Slack deliveries answer 503 (never unchecked); all recovers by itself', async () => {
+  await redis.stop();
+  // The limiter fails open: agents keep working past the capacity while Redis is away.
+  for (let i = 0; i < CAPACITY + 1; i++) expect((await create(second.url, 'outage-bot')).status).toBe(200);
+  // The replay cache fails closed: a delivery that cannot be checked is not acted on.
+  const created = await create(h.url, 'outage-bot');
+  const click = signedClick(created.body.requestId as string);
+  const refused = await post(second.url, INTERACTIONS_PATH, click.raw, click.headers);
+  expect(refused).toMatchObject({ status: 503, body: { error: 'replay_cache_unavailable' } });
+  expect((await h.get(`/api/guard/status?requestId=${created.body.requestId}`)).body.status).toBe('ready_for_approval');
+
+  redis = await startRedis(redis.port);
+  // The clients reconnect on their own (backoff up to 2 s); Slack would resend, so may we.
+  const deadline = Date.now() + 20_000;
+  let accepted = await post(second.url, INTERACTIONS_PATH, click.raw, click.headers);
+  while (accepted.status === 503 && Date.now() < deadline) {
+    await sleep(250);
+    accepted = await post(second.url, INTERACTIONS_PATH, click.raw, click.headers);
+  }
+  expect(accepted).toMatchObject({ status: 200, body: { ok: true, status: 'approved' } });
+  expect(await post(h.url, INTERACTIONS_PATH, click.raw, click.headers)).toMatchObject({
+    status: 400,
+    body: { error: 'replay_detected' },
+  });
+  // And the limiter counts again, in the new Redis.
+  for (let i = 0; i < CAPACITY; i++) expect((await create(h.url, 'outage-bot')).status).toBe(200);
+  expect((await create(second.url, 'outage-bot')).status).toBe(429);
+}, 60_000);
