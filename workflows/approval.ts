@@ -44,6 +44,7 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
   let state: RequestState = initialState(input);
   let slackRef: msg.SlackRef | null = null;
   let slackPostFailed = false;
+  let escalationNotice: Promise<void> = Promise.resolve();
   const view = (): msg.RequestView => ({ ...state, slack: slackRef });
 
   const report = (events: msg.GuardEventBatch['events']) =>
@@ -58,7 +59,11 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
       events,
     });
 
+  // A decision and the expiry timer can land in the same workflow task, and the SDK applies the message first:
+  // past expiresAt the request is expired, whatever arrives.
+  const overdue = () => !isTerminal(state.status) && Date.now() >= Date.parse(input.expiresAt);
   const apply = (command: Command, at = nowIso()): msg.RequestView => {
+    if (command.type !== 'expire' && overdue()) apply({ type: 'expire' }, input.expiresAt);
     const t = reduce(state, plan, command, at);
     if (!t.ok) throw ApplicationFailure.create({ type: t.reason, message: t.message, nonRetryable: true });
     state = t.state;
@@ -67,6 +72,9 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
     return view();
   };
   const validate = (command: Command) => {
+    if (overdue()) {
+      throw ApplicationFailure.create({ type: 'already_decided', message: 'request expired', nonRetryable: true });
+    }
     const t = reduce(state, plan, command, nowIso());
     if (!t.ok) throw ApplicationFailure.create({ type: t.reason, message: t.message, nonRetryable: true });
   };
@@ -102,6 +110,7 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
   await runTimers();
 
   await slackDone;
+  await escalationNotice;
   await archive.archiveRequest({ input, final: view() });
   upsertSearchAttributes([{ key: sa.GuardArchived, value: true }]);
   await condition(allHandlersFinished);
@@ -121,7 +130,7 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
         state = t.state;
         upsertStatus(state);
         report(t.events);
-        void notifyEscalation();
+        escalationNotice = notifyEscalation();
       }
     }
     if (!(await waitUntilDecidedOr(expiresAtMs))) apply({ type: 'expire' }, input.expiresAt);
