@@ -2,6 +2,7 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  isGrpcServiceError,
   type Client,
   type WorkflowExecutionInfo,
   type WorkflowHandle,
@@ -130,6 +131,10 @@ export class RequestGateway {
       if (closed) return { ok: false, reason: 'already_decided', message: 'this request is already decided' };
       return { ok: false, reason: 'not_found', message: `request ${requestId} not found` };
     }
+    // Temporal refuses ids it cannot even look up (too long, bad characters): to the caller that is "no such request".
+    if (isGrpcServiceError(err) && err.code === GRPC_INVALID_ARGUMENT) {
+      return { ok: false, reason: 'not_found', message: `request ${requestId} not found` };
+    }
     throw err;
   }
 
@@ -198,3 +203,4 @@ export class RequestGateway {
 }
 
 const GRPC_NOT_FOUND = 5;
+const GRPC_INVALID_ARGUMENT = 3;

@@ -101,9 +101,18 @@ export function createSlackInteractions(deps: SlackInteractionsDeps): SlackInter
 function decisionHandler(run: Command, tell: Tell) {
   return async ({ ack, body, action, client }: ButtonArgs) => {
     const requestId = action.value;
-    const outcome = requestId
-      ? await run(requestId, body.user.id, action)
-      : ({ ok: false, reason: 'not_found', message: 'button without a request id' } as const);
+    let outcome: CommandOutcome;
+    try {
+      outcome = requestId
+        ? await run(requestId, body.user.id, action)
+        : { ok: false, reason: 'not_found', message: 'button without a request id' };
+    } catch {
+      // Temporal unreachable: nothing was recorded, and the clicker must know to click again.
+      const text = 'The approval service is temporarily unavailable: nothing was recorded, please click again shortly.';
+      await ack({ ok: false, error: 'temporarily_unavailable', text });
+      tell(client, body, text);
+      return;
+    }
     const text = describe(outcome);
     await ack(
       outcome.ok
