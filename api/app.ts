@@ -4,6 +4,7 @@ import { traceHttpRequests } from '../observability/tracing.js';
 import { registerAgentAuth } from './auth.js';
 import { registerErrorHandler } from './errors.js';
 import { loggerOptions, registerHttpHardening } from './http-hardening.js';
+import { registerOpenApi } from './openapi.js';
 import { registerRateLimit } from './rate-limit.js';
 import { adminRequestRoutes } from './routes/admin-requests.js';
 import { adminRoutes } from './routes/admin.js';
@@ -39,6 +40,8 @@ export async function buildApp(
   await registerHttpHardening(app);
   registerAgentAuth(app, deps);
   await registerRateLimit(app, deps);
+  // Before any route: the document lists the routes registered after it.
+  await registerOpenApi(app);
   // Before any route: a route only gets the hooks that exist when it is registered.
   if (opts.tracing) traceHttpRequests(app);
   await app.register(healthRoutes(deps));

@@ -9,25 +9,14 @@ import {
 } from 'node:crypto';
 import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { z } from 'zod';
+import {
+  RECEIPT_VERSION,
+  receiptClaimsSchema,
+  type ReceiptClaims,
+  type ReceiptKeyResponse,
+} from '../domain/api-schemas.js';
 import { isTerminal } from '../domain/request-state.js';
 import type { RequestView } from '../workflows/messages.js';
-
-const RECEIPT_VERSION = 1;
-
-/** What a receipt binds: the executor checks these against what it is about to run. */
-const claimsSchema = z.strictObject({
-  v: z.literal(RECEIPT_VERSION),
-  kid: z.string(),
-  requestId: z.string(),
-  action: z.string(),
-  outcome: z.enum(['approved', 'denied', 'expired', 'cancelled']),
-  payloadHash: z.string(),
-  approvers: z.array(z.string()),
-  decidedBy: z.string().nullable(),
-  decidedAt: z.string(),
-});
-export type ReceiptClaims = z.infer<typeof claimsSchema>;
 
 export type VerifiedReceipt = { valid: true } & Omit<ReceiptClaims, 'v' | 'kid'>;
 
@@ -71,7 +60,7 @@ export function createReceiptSigner(privateKeyPem: string) {
       return { valid: true, ...fields };
     },
     /** The public key for offline verification, as PEM and as a JWK. */
-    publicKey() {
+    publicKey(): ReceiptKeyResponse {
       return {
         kid,
         alg: 'EdDSA',
@@ -85,7 +74,7 @@ export type ReceiptSigner = ReturnType<typeof createReceiptSigner>;
 
 function parseClaims(body: string): ReceiptClaims | null {
   try {
-    const parsed = claimsSchema.safeParse(JSON.parse(Buffer.from(body, 'base64url').toString('utf8')));
+    const parsed = receiptClaimsSchema.safeParse(JSON.parse(Buffer.from(body, 'base64url').toString('utf8')));
     return parsed.success ? parsed.data : null;
   } catch {
     return null;

@@ -1,19 +1,29 @@
 import type { Client } from '@temporalio/client';
+import type { Payload } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { isTerminal } from '../domain/request-state.js';
 import type { RequestView } from '../workflows/messages.js';
 
 const EventType = proto.temporal.api.enums.v1.EventType;
-/** Events after which the workflow's state may have changed. */
-const STATE_EVENTS = new Set<number>([
-  EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
-  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+/** Changes the history does not carry the state of: the state is read (a query) once their workflow task completed. */
+const OPAQUE_CHANGES = new Set<number>([
+  EventType.EVENT_TYPE_TIMER_FIRED,
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+]);
+/** The end of the history other than a normal completion (whose result is the final view). */
+const ABNORMAL_ENDS = new Set<number>([
   EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
   EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
   EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
   EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
 ]);
 const TERMINAL_CACHE_SIZE = 10_000;
+
+type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
+
+/** What one batch of history says about the state: a view it carries, or that one must be read. */
+type Reading = { view: RequestView } | { query: true } | null;
 
 type Listener = (view: RequestView) => void;
 
@@ -25,8 +35,10 @@ interface Watch {
 
 /**
  * Wakes waiters (long-poll and SSE) when a request's state changes, without polling: one server-side
- * history long-poll per watched request, shared by every waiter on it in this process. A new history batch
- * that can carry a state change triggers one query; waiters hear only versions newer than theirs.
+ * history long-poll per watched request, shared by every waiter on it in this process. Every command is an
+ * Update whose result is the new view, and the workflow's result is the final one, so most changes are read
+ * from the history itself; only a change that carries no state (a timer, a signal) costs a query, once its
+ * workflow task completed. Waiters hear only versions newer than theirs.
  */
 export class StateWatcher {
   private readonly watches = new Map<string, Watch>();
@@ -117,6 +129,8 @@ export class StateWatcher {
   private async follow(requestId: string, watch: Watch): Promise<void> {
     let nextPageToken: Uint8Array | undefined;
     let failures = 0;
+    // A timer or signal seen whose workflow task has not completed yet: read the state when it has.
+    let opaquePending = false;
     while (!watch.abort.signal.aborted) {
       try {
         const res = await this.client.connection.withAbortSignal(watch.abort.signal, () =>
@@ -130,15 +144,14 @@ export class StateWatcher {
         );
         failures = 0;
         const events = res.history?.events ?? [];
-        if (events.some((e) => STATE_EVENTS.has(Number(e.eventType)))) {
-          this.deliver(watch, await this.current(requestId));
-        }
+        const closed = !res.nextPageToken || res.nextPageToken.length === 0;
+        const reading = this.readBatch(events, opaquePending);
+        opaquePending = reading.opaquePending;
+        if (reading.result && 'view' in reading.result) this.publish(reading.result.view);
+        else if (reading.result || (closed && !watch.latest)) this.deliver(watch, await this.current(requestId));
         // No token means the history is complete: the workflow has closed and nothing more will change.
-        if (!res.nextPageToken || res.nextPageToken.length === 0) {
-          this.deliver(watch, await this.current(requestId));
-          return;
-        }
-        nextPageToken = res.nextPageToken;
+        if (closed) return;
+        nextPageToken = res.nextPageToken ?? undefined;
       } catch {
         if (watch.abort.signal.aborted) return;
         // Temporal briefly unreachable: back off instead of spinning; waiters still time out on their own.
@@ -146,5 +159,45 @@ export class StateWatcher {
         await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** failures)));
       }
     }
+  }
+
+  /**
+   * The latest state a batch of history shows. The last state-bearing event wins: the workflow's result, an
+   * Update's result, or a timer/signal (read by a query once a workflow task completed after it).
+   */
+  private readBatch(events: HistoryEvent[], opaquePending: boolean): { result: Reading; opaquePending: boolean } {
+    let result: Reading = null;
+    let pending = opaquePending;
+    for (const e of events) {
+      const type = Number(e.eventType);
+      if (type === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED) {
+        const view = this.decodeView(e.workflowExecutionCompletedEventAttributes?.result?.payloads);
+        result = view ? { view } : { query: true };
+        pending = false;
+      } else if (type === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED) {
+        const success = e.workflowExecutionUpdateCompletedEventAttributes?.outcome?.success;
+        // A refused command changed nothing.
+        if (!success) continue;
+        const view = this.decodeView(success.payloads);
+        result = view ? { view } : { query: true };
+      } else if (OPAQUE_CHANGES.has(type)) {
+        pending = true;
+      } else if (type === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED && pending) {
+        result = { query: true };
+        pending = false;
+      } else if (ABNORMAL_ENDS.has(type)) {
+        result = { query: true };
+      }
+    }
+    return { result, opaquePending: pending };
+  }
+
+  /** The view a payload holds; null when payload codecs are configured (their decoding is async: query instead). */
+  private decodeView(payloads: Payload[] | null | undefined): RequestView | null {
+    const converter = this.client.options.loadedDataConverter;
+    const payload = payloads?.[0];
+    if (!payload || converter.payloadCodecs.length > 0) return null;
+    const view = converter.payloadConverter.fromPayload<RequestView>(payload);
+    return view && typeof view.version === 'number' && typeof view.requestId === 'string' ? view : null;
   }
 }

@@ -1,3 +1,4 @@
+import type { StateResponse, StatusResponse } from '../domain/api-schemas.js';
 import { isTerminal } from '../domain/request-state.js';
 import type { RequestView } from '../workflows/messages.js';
 import type { ReceiptSigner } from './receipts.js';
@@ -10,7 +11,7 @@ function approverIds(view: RequestView): string[] {
  * Body of `GET|POST /api/guard/wait` and of each SSE `state` event: terminal answers carry the effective params
  * the agent may run and a signed receipt of the decision.
  */
-export function waitBody(view: RequestView, receipts: ReceiptSigner) {
+export function waitBody(view: RequestView, receipts: ReceiptSigner): StateResponse {
   const terminal = isTerminal(view.status);
   return {
     requestId: view.requestId,
@@ -35,7 +36,7 @@ export function waitBody(view: RequestView, receipts: ReceiptSigner) {
 }
 
 /** Body of `GET /api/guard/status` (SPEC section 3); terminal answers carry the signed receipt. */
-export function statusBody(view: RequestView, receipts: ReceiptSigner) {
+export function statusBody(view: RequestView, receipts: ReceiptSigner): StatusResponse {
   const receipt = receipts.issue(view);
   return {
     requestId: view.requestId,

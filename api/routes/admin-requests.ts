@@ -1,19 +1,21 @@
 import type { WorkflowExecutionInfo } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { apiError } from '../../domain/api-schemas.js';
 import { redactParams } from '../../domain/redaction.js';
 import { STATUSES } from '../../domain/request-state.js';
 import { GUARD_SEARCH_ATTRIBUTE_KEYS as sa } from '../../temporal/search-attributes.js';
 import * as msg from '../../workflows/messages.js';
 import type { ApiDeps } from '../deps.js';
 import { HttpError } from '../errors.js';
+import { ADMIN_SECURITY } from '../openapi.js';
 import { readableHistory } from '../history.js';
 import { NotFoundError } from '../requests.js';
 import { statusBody } from '../views.js';
 import { queryLiteral, visibilityQuery } from '../visibility.js';
 import { requireAdmin } from './admin.js';
 import { findView } from './guard.js';
-import { answerCommand } from './lifecycle.js';
+import { answerCommand, commandAnswers } from './lifecycle.js';
 
 const listQuery = z.object({
   status: z.enum(STATUSES).optional(),
@@ -30,6 +32,26 @@ const decisionBody = z.object({
 });
 const cancelBody = z.object({ actor: actorField, reason: z.string().trim().max(2000).optional() });
 
+const listRowSchema = z.object({
+  requestId: z.string(),
+  status: z.string().nullable(),
+  action: z.string().nullable(),
+  requester: z.string().nullable(),
+  lineageId: z.string().nullable(),
+  createdAt: z.string(),
+  expiresAt: z.string().nullable(),
+  closedAt: z.string().nullable(),
+  workflowStatus: z.string(),
+});
+const listResponseSchema = z.object({
+  requests: z.array(listRowSchema),
+  count: z.number().int(),
+  limit: z.number().int(),
+});
+
+const admin = { tags: ['admin'], security: ADMIN_SECURITY };
+const refused = { 400: apiError('invalid_payload'), 401: apiError('unauthorized') };
+
 /**
  * Operator routes behind ADMIN_TOKEN: find requests through Temporal visibility, read one with its history, and
  * decide or cancel when Slack is down. Every act is audited with the operator's name.
@@ -38,7 +60,13 @@ export function adminRequestRoutes(deps: ApiDeps) {
   return async (app: FastifyInstance) => {
     app.addHook('onRequest', async (req) => requireAdmin(deps, req));
 
-    app.get('/api/admin/requests', async (req) => {
+    const list = {
+      ...admin,
+      summary: 'Find requests (Temporal visibility; eventually consistent)',
+      querystring: listQuery,
+      response: { 200: listResponseSchema.describe('The matching requests'), ...refused },
+    };
+    app.get('/api/admin/requests', { schema: list }, async (req) => {
       const q = listQuery.parse(req.query);
       const query = visibilityQuery({
         WorkflowType: 'approvalWorkflow',
@@ -51,7 +79,13 @@ export function adminRequestRoutes(deps: ApiDeps) {
       return { requests: found.map(listRow), count: found.length, limit: q.limit };
     });
 
-    app.get('/api/admin/requests/:id', async (req) => {
+    const read = {
+      ...admin,
+      summary: 'One request: its state and a readable history',
+      params: idParams,
+      response: { 200: { description: '{request, history}' }, ...refused, 404: apiError('not_found') },
+    };
+    app.get('/api/admin/requests/:id', { schema: read }, async (req) => {
       const { id } = idParams.parse(req.params);
       const view = await findView(deps, id);
       const events = await history(deps, id);
@@ -72,7 +106,14 @@ export function adminRequestRoutes(deps: ApiDeps) {
       };
     });
 
-    app.post('/api/admin/requests/:id/decision', async (req, reply) => {
+    const decide = {
+      ...admin,
+      summary: 'Approve or deny as an operator (when Slack is down)',
+      params: idParams,
+      body: decisionBody,
+      response: { ...commandAnswers, ...refused },
+    };
+    app.post('/api/admin/requests/:id/decision', { schema: decide }, async (req, reply) => {
       const { id } = idParams.parse(req.params);
       const { decision, actor, reason } = decisionBody.parse(req.body ?? {});
       const outcome = await deps.gateway.command(id, msg.adminDecisionUpdate, msg.adminDecisionSignal, {
@@ -84,7 +125,14 @@ export function adminRequestRoutes(deps: ApiDeps) {
       return answerCommand(deps, reply, id, outcome);
     });
 
-    app.post('/api/admin/requests/:id/cancel', async (req, reply) => {
+    const cancel = {
+      ...admin,
+      summary: 'Cancel an open request as an operator',
+      params: idParams,
+      body: cancelBody,
+      response: { ...commandAnswers, ...refused },
+    };
+    app.post('/api/admin/requests/:id/cancel', { schema: cancel }, async (req, reply) => {
       const { id } = idParams.parse(req.params);
       const { actor, reason } = cancelBody.parse(req.body ?? {});
       const input = { actor, ...(reason ? { reason } : {}) };
@@ -101,7 +149,7 @@ export function adminRequestRoutes(deps: ApiDeps) {
   };
 }
 
-function listRow(info: WorkflowExecutionInfo) {
+function listRow(info: WorkflowExecutionInfo): z.infer<typeof listRowSchema> {
   const attrs = info.typedSearchAttributes;
   return {
     requestId: info.workflowId,

@@ -1,32 +1,56 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { z } from 'zod';
+import {
+  apiError,
+  createdResponseSchema,
+  createRequestHeadersSchema,
+  createRequestSchema,
+  stateResponseSchema,
+  statusQuerySchema,
+  statusResponseSchema,
+  tokenBodySchema,
+  waitQuerySchema,
+  type CreatedResponse,
+} from '../../domain/api-schemas.js';
 import { evaluatePolicy } from '../../domain/plan.js';
-import { createRequestSchema } from '../../domain/request-schema.js';
 import { isTerminal } from '../../domain/request-state.js';
 import type { ApprovalInput, RequestView } from '../../workflows/messages.js';
 import type { ApiDeps } from '../deps.js';
 import { HttpError } from '../errors.js';
+import { AGENT_SECURITY } from '../openapi.js';
 import { NotFoundError } from '../requests.js';
 import { statusBody, waitBody } from '../views.js';
 
 const DEFAULT_WAIT_SEC = 25;
 const MAX_WAIT_SEC = 60;
 
-const waitQuery = z.object({
-  token: z.string().optional(),
-  timeoutSec: z.coerce.number().min(0).optional(),
-});
-const waitPostBody = z.object({ token: z.string().optional() }).loose();
-const statusQuery = z.object({ requestId: z.string().optional() });
-const idempotencyKey = z.string().min(1).max(255);
+const waitAnswers = {
+  200: stateResponseSchema.describe('The current state; terminal answers carry effectiveParams and the receipt'),
+  400: apiError('missing_token', 'invalid_payload'),
+  404: apiError('not_found'),
+};
 
 export function guardRoutes(deps: ApiDeps) {
   return async (app: FastifyInstance) => {
-    app.post('/api/guard/request', async (req) => {
+    const createSchema = {
+      summary: 'Request an approval',
+      description: 'The policy decides who must approve; the request appears in Slack. Wait for it with the token.',
+      tags: ['agent'],
+      security: AGENT_SECURITY,
+      body: createRequestSchema,
+      headers: createRequestHeadersSchema,
+      response: {
+        200: createdResponseSchema.describe('The request, new or found again by its Idempotency-Key'),
+        400: apiError('invalid_payload'),
+        401: apiError('unauthorized'),
+        403: apiError('policy_denied'),
+        429: apiError('rate_limited'),
+        503: apiError('policy_unavailable', 'temporal_unavailable'),
+      },
+    };
+    app.post('/api/guard/request', { schema: createSchema }, async (req) => {
       const body = createRequestSchema.parse(req.body ?? {});
-      const keyHeader = req.headers['idempotency-key'];
-      const key = keyHeader === undefined ? undefined : idempotencyKey.parse(keyHeader);
+      const { 'idempotency-key': key } = createRequestHeadersSchema.parse(req.headers);
       const loaded = deps.policy.loaded;
       if (!loaded) throw new HttpError(503, 'policy_unavailable');
       const result = evaluatePolicy(loaded.policy, loaded.hash, body.action, {
@@ -50,8 +74,15 @@ export function guardRoutes(deps: ApiDeps) {
       return createdBody(deps, input, started.view);
     });
 
-    app.get('/api/guard/wait', async (req) => {
-      const q = waitQuery.parse(req.query);
+    const longPoll = {
+      summary: 'Wait for the next change (long-poll)',
+      description: 'Answers at once if decided, else at the next state change or after timeoutSec.',
+      tags: ['agent'],
+      querystring: waitQuerySchema,
+      response: waitAnswers,
+    };
+    app.get('/api/guard/wait', { schema: longPoll }, async (req) => {
+      const q = waitQuerySchema.parse(req.query);
       const requestId = requestIdFromToken(deps, q.token);
       const timeoutMs = Math.min(q.timeoutSec ?? DEFAULT_WAIT_SEC, MAX_WAIT_SEC) * 1000;
       const view = await findView(deps, requestId);
@@ -60,13 +91,29 @@ export function guardRoutes(deps: ApiDeps) {
       return waitBody(changed ?? view, deps.receipts);
     });
 
-    app.post('/api/guard/wait', async (req) => {
-      const { token } = waitPostBody.parse(req.body ?? {});
+    const current = {
+      summary: 'Current state, at once',
+      tags: ['agent'],
+      body: tokenBodySchema,
+      response: waitAnswers,
+    };
+    app.post('/api/guard/wait', { schema: current }, async (req) => {
+      const { token } = tokenBodySchema.parse(req.body ?? {});
       return waitBody(await findView(deps, requestIdFromToken(deps, token)), deps.receipts);
     });
 
-    app.get('/api/guard/status', async (req) => {
-      const { requestId } = statusQuery.parse(req.query);
+    const status = {
+      summary: 'Status of a request',
+      tags: ['agent'],
+      querystring: statusQuerySchema,
+      response: {
+        200: statusResponseSchema.describe('The request; terminal answers carry the receipt'),
+        400: apiError('missing_requestId'),
+        404: apiError('not_found'),
+      },
+    };
+    app.get('/api/guard/status', { schema: status }, async (req) => {
+      const { requestId } = statusQuerySchema.parse(req.query);
       if (!requestId) throw new HttpError(400, 'missing_requestId');
       return statusBody(await findView(deps, requestId), deps.receipts);
     });
@@ -97,7 +144,7 @@ export async function findView(deps: ApiDeps, requestId: string): Promise<Reques
   }
 }
 
-function createdBody(deps: ApiDeps, input: ApprovalInput, existing: RequestView | null) {
+function createdBody(deps: ApiDeps, input: ApprovalInput, existing: RequestView | null): CreatedResponse {
   const status = existing?.status ?? (input.plan.personas.length > 0 ? 'awaiting_personas' : 'ready_for_approval');
   const createdAt = existing?.createdAt ?? input.createdAt;
   const expiresAt = existing?.expiresAt ?? input.expiresAt;

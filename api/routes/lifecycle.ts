@@ -1,21 +1,38 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
+import {
+  apiError,
+  cancelBodySchema,
+  queuedResponseSchema,
+  receiptKeyResponseSchema,
+  rerequestResponseSchema,
+  stateResponseSchema,
+  tokenQuerySchema,
+  verifyBodySchema,
+  verifyResponseSchema,
+} from '../../domain/api-schemas.js';
 import { evaluatePolicy } from '../../domain/plan.js';
-import { isTerminal } from '../../domain/request-state.js';
+import { isTerminal, REFUSAL_REASONS } from '../../domain/request-state.js';
 import { cancelSignal, cancelUpdate, type ApprovalInput, type RequestView } from '../../workflows/messages.js';
 import type { ApiDeps } from '../deps.js';
 import { HttpError } from '../errors.js';
+import { AGENT_SECURITY } from '../openapi.js';
 import { startReRequest } from '../lineage.js';
 import type { CommandOutcome } from '../requests.js';
 import { waitBody } from '../views.js';
 import { queryLiteral } from '../visibility.js';
 import { findView, requestIdFromToken } from './guard.js';
 
-const cancelBody = z.object({ token: z.string().optional(), reason: z.string().trim().max(2000).optional() });
 const rerequestBody = z.object({ originalRequestId: queryLiteral, actor: z.string().trim().min(1).max(200) });
-const sseQuery = z.object({ token: z.string().optional() });
-const verifyBody = z.object({ receipt: z.string().max(8192) });
+
+/** The answers of a command sent to the workflow (see answerCommand). */
+export const commandAnswers = {
+  200: stateResponseSchema.describe('Applied: the new state'),
+  202: queuedResponseSchema.describe('The workflow could not answer in time: queued as a durable signal'),
+  404: apiError('not_found'),
+  409: apiError(...REFUSAL_REASONS),
+};
 
 /** Cancel, re-request, the SSE stream and decision receipts (SPEC sections 2 and 3). */
 export function lifecycleRoutes(deps: ApiDeps) {
@@ -26,8 +43,15 @@ export function lifecycleRoutes(deps: ApiDeps) {
       for (const end of [...streams]) end();
     });
 
-    app.post('/api/guard/cancel', async (req, reply) => {
-      const { token, reason } = cancelBody.parse(req.body ?? {});
+    const cancel = {
+      summary: 'Cancel an open request (the requester, with its token)',
+      tags: ['lifecycle'],
+      security: AGENT_SECURITY,
+      body: cancelBodySchema,
+      response: { ...commandAnswers, 400: apiError('missing_token', 'invalid_payload'), 401: apiError('unauthorized') },
+    };
+    app.post('/api/guard/cancel', { schema: cancel }, async (req, reply) => {
+      const { token, reason } = cancelBodySchema.parse(req.body ?? {});
       const requestId = requestIdFromToken(deps, token);
       const view = await findView(deps, requestId);
       if (isTerminal(view.status)) throw new HttpError(409, 'already_decided');
@@ -36,7 +60,21 @@ export function lifecycleRoutes(deps: ApiDeps) {
       return answerCommand(deps, reply, requestId, outcome);
     });
 
-    app.post('/api/guard/rerequest', async (req, reply) => {
+    const rerequest = {
+      summary: 'Re-request a decided request under the current policy',
+      tags: ['lifecycle'],
+      security: AGENT_SECURITY,
+      body: rerequestBody,
+      response: {
+        200: rerequestResponseSchema.describe("The new request, in the original one's lineage"),
+        400: apiError('invalid_payload'),
+        401: apiError('unauthorized'),
+        403: apiError('not_allowed', 'policy_denied'),
+        404: apiError('not_found'),
+        429: apiError('cooldown', 'rate_limited'),
+      },
+    };
+    app.post('/api/guard/rerequest', { schema: rerequest }, async (req, reply) => {
       const { originalRequestId, actor } = rerequestBody.parse(req.body ?? {});
       const original = await findView(deps, originalRequestId);
       const originalInput = await deps.gateway.input(originalRequestId);
@@ -88,8 +126,22 @@ export function lifecycleRoutes(deps: ApiDeps) {
       };
     });
 
-    app.get('/api/guard/wait-sse', async (req, reply) => {
-      const { token } = sseQuery.parse(req.query);
+    const stream = {
+      summary: 'Stream state changes (Server-Sent Events)',
+      description:
+        '`event: state` with the wait body at connect and on each change, `: heartbeat` comments, closed after the ' +
+        'outcome. Reconnect on a dropped stream: the first event is always the current state.',
+      tags: ['agent'],
+      querystring: tokenQuerySchema,
+      produces: ['text/event-stream'],
+      response: {
+        200: stateResponseSchema.describe('One `state` event per change; the stream ends after a terminal one'),
+        400: apiError('missing_token'),
+        404: apiError('not_found'),
+      },
+    };
+    app.get('/api/guard/wait-sse', { schema: stream }, async (req, reply) => {
+      const { token } = tokenQuerySchema.parse(req.query);
       const view = await findView(deps, requestIdFromToken(deps, token));
       reply.hijack();
       const end = streamStates(deps, reply.raw, view);
@@ -97,12 +149,23 @@ export function lifecycleRoutes(deps: ApiDeps) {
       reply.raw.on('close', () => streams.delete(end));
     });
 
-    app.post('/api/guard/verify', async (req) => {
-      const { receipt } = verifyBody.parse(req.body ?? {});
+    const verify = {
+      summary: 'Verify a decision receipt (offline: see receipt-key)',
+      tags: ['receipts'],
+      body: verifyBodySchema,
+      response: { 200: verifyResponseSchema.describe('The claims, or valid: false'), 400: apiError('invalid_payload') },
+    };
+    app.post('/api/guard/verify', { schema: verify }, async (req) => {
+      const { receipt } = verifyBodySchema.parse(req.body ?? {});
       return deps.receipts.verify(receipt) ?? { valid: false };
     });
 
-    app.get('/api/guard/receipt-key', async () => deps.receipts.publicKey());
+    const receiptKey = {
+      summary: 'The public key that signs receipts (Ed25519)',
+      tags: ['receipts'],
+      response: { 200: receiptKeyResponseSchema.describe('PEM and JWK; pin it in the executor') },
+    };
+    app.get('/api/guard/receipt-key', { schema: receiptKey }, async () => deps.receipts.publicKey());
   };
 }
 

@@ -1,8 +1,10 @@
 import { createHmac } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, FastifySchema } from 'fastify';
+import { apiError } from '../../domain/api-schemas.js';
 import { interactionSchema } from '../../slack/interactions.js';
 import type { ApiDeps } from '../deps.js';
 import { HttpError } from '../errors.js';
+import { SLACK_SECURITY } from '../openapi.js';
 import { safeEqual } from '../security.js';
 
 const MAX_SKEW_SEC = 300;
@@ -18,7 +20,18 @@ export function slackRoutes(deps: ApiDeps) {
       done(null, body),
     );
 
-    app.post('/api/slack/interactions', async (req, reply) => {
+    const doc: FastifySchema = {
+      summary: "Slack's interactivity endpoint (button clicks, modal submissions)",
+      description: 'A form body `payload=<JSON>`, signed by Slack (`x-slack-signature`, `x-slack-request-timestamp`).',
+      tags: ['slack'],
+      security: SLACK_SECURITY,
+      consumes: ['application/x-www-form-urlencoded'],
+      response: {
+        200: { description: 'Slack acknowledgement (a refusal the clicker sees is also a 200)' },
+        400: apiError('bad_signature', 'stale_signature', 'replay_detected', 'invalid_payload'),
+      },
+    };
+    app.post('/api/slack/interactions', { schema: doc }, async (req, reply) => {
       const raw = typeof req.body === 'string' ? req.body : '';
       await verify(deps, req, raw);
       const payload = parsePayload(raw);

@@ -1,0 +1,34 @@
+/**
+ * @slack-guard/client: ask the approval service before running a risky action, wait for a human decision, and run
+ * exactly the params that were approved. Types come from the service's own zod schemas (domain/api-schemas.ts).
+ */
+export {
+  GuardClient,
+  type ApprovalOutcome,
+  type CreatedRequest,
+  type GuardClientOptions,
+  type RequestApprovalOptions,
+  type WaitOptions,
+} from './client.js';
+export {
+  CancelledError,
+  DeniedError,
+  ExpiredError,
+  GuardError,
+  InvalidRequestError,
+  NotFoundError,
+  OutcomeError,
+  PolicyDeniedError,
+  RateLimitedError,
+  UnauthorizedError,
+  UnavailableError,
+  WaitTimeoutError,
+} from './errors.js';
+export { verifyReceipt, type ReceiptExpectations } from './receipts.js';
+export type {
+  CreateRequestInput,
+  Outcome,
+  ReceiptClaims,
+  StateResponse,
+  StatusResponse,
+} from '../../../domain/api-schemas.js';

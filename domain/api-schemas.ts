@@ -1,0 +1,157 @@
+import { z } from 'zod';
+import { createRequestSchema } from './request-schema.js';
+import { STATUSES } from './request-state.js';
+
+/**
+ * The agent-facing wire contract (SPEC section 3) as zod schemas: the routes parse with them, the OpenAPI document
+ * is generated from them (api/openapi.ts) and the clients under clients/ import them, so every field exists once.
+ * Response schemas describe what the API answers; api/views.ts is typed against them.
+ */
+
+export { createRequestSchema };
+export type CreateRequestInput = z.input<typeof createRequestSchema>;
+
+export const idempotencyKeySchema = z.string().min(1).max(255);
+/** Headers of `POST /api/guard/request`; Node lower-cases header names. */
+export const createRequestHeadersSchema = z.object({
+  'idempotency-key': idempotencyKeySchema
+    .optional()
+    .describe('Same key (for the same agent) → the same request, never a second one'),
+});
+
+const token = z.string().describe('The capability token returned at creation');
+export const waitQuerySchema = z.object({
+  token: token.optional(),
+  timeoutSec: z.coerce.number().min(0).optional().describe('Wait bound in seconds (default 25, at most 60)'),
+});
+export const tokenQuerySchema = z.object({ token: token.optional() });
+export const tokenBodySchema = z.object({ token: token.optional() }).loose();
+export const statusQuerySchema = z.object({ requestId: z.string().optional() });
+export const cancelBodySchema = z.object({ token: token.optional(), reason: z.string().trim().max(2000).optional() });
+export const verifyBodySchema = z.object({ receipt: z.string().max(8192) });
+
+export const statusSchema = z.enum(STATUSES);
+export const outcomeSchema = statusSchema.extract(['approved', 'denied', 'expired', 'cancelled']);
+export type Outcome = z.infer<typeof outcomeSchema>;
+
+/** Every refusal: `{error: code, ...}` with a stable code. */
+export const errorResponseSchema = z.object({
+  error: z.string(),
+  detail: z.string().optional(),
+  message: z.string().optional(),
+  details: z.array(z.unknown()).optional(),
+  retryAfterSec: z.number().optional(),
+});
+export type ErrorResponse = z.infer<typeof errorResponseSchema>;
+
+/** The error body narrowed to the codes one answer may carry, for the document. */
+export function apiError(...codes: [string, ...string[]]) {
+  return errorResponseSchema.extend({ error: z.enum(codes) }).describe(codes.join(' | '));
+}
+
+export const createdResponseSchema = z.object({
+  token: z.string().describe('Capability for this one request: wait, stream and cancel with it'),
+  requestId: z.string(),
+  status: statusSchema,
+  createdAt: z.string(),
+  expiresAt: z.string(),
+  policy: z.object({
+    minApprovals: z.number().int(),
+    requiredPersonas: z.array(z.string()),
+    timeoutSec: z.number().int(),
+  }),
+  idempotentReplay: z.literal(true).optional().describe('Present when the Idempotency-Key found an existing request'),
+});
+export type CreatedResponse = z.infer<typeof createdResponseSchema>;
+
+const personaAckSchema = z.object({ acked: z.boolean(), by: z.string().nullable(), at: z.string().nullable() });
+
+/** Body of `GET|POST /api/guard/wait` and of each `wait-sse` state event. */
+export const stateResponseSchema = z.object({
+  requestId: z.string(),
+  action: z.string(),
+  status: statusSchema,
+  terminal: z.boolean(),
+  approvers: z.array(z.string()),
+  approvalsCount: z.number().int(),
+  minApprovals: z.number().int(),
+  personaState: z.record(z.string(), personaAckSchema),
+  escalated: z.boolean(),
+  expiresAt: z.string(),
+  decidedAt: z.string().nullable(),
+  decidedBy: z.string().nullable(),
+  reason: z.string().nullable(),
+  payloadHash: z.string(),
+  version: z.number().int(),
+  effectiveParams: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .describe('Terminal answers: the params the agent may run, edits applied'),
+  overridden: z.boolean().optional().describe('Terminal answers: whether an approver edited the params'),
+  receipt: z.string().nullable().optional().describe('Terminal answers: the signed decision receipt'),
+});
+export type StateResponse = z.infer<typeof stateResponseSchema>;
+
+export const statusResponseSchema = z.object({
+  requestId: z.string(),
+  action: z.string(),
+  status: statusSchema,
+  approvalsCount: z.number().int(),
+  minApprovals: z.number().int(),
+  approvers: z.array(z.string()),
+  requiredPersonas: z.array(z.string()),
+  personaState: z.record(z.string(), personaAckSchema),
+  escalated: z.boolean(),
+  createdAt: z.string(),
+  expiresAt: z.string(),
+  decidedAt: z.string().nullable(),
+  decidedBy: z.string().nullable(),
+  payloadHash: z.string(),
+  overrides: z.array(z.object({ by: z.string(), at: z.string(), keys: z.array(z.string()) })),
+  version: z.number().int(),
+  receipt: z.string().optional().describe('Terminal answers: the signed decision receipt'),
+});
+export type StatusResponse = z.infer<typeof statusResponseSchema>;
+
+/** A command the workflow could not answer in time: queued as a durable signal. */
+export const queuedResponseSchema = z.object({ requestId: z.string(), queued: z.literal(true) });
+
+export const rerequestResponseSchema = z.object({
+  token: z.string(),
+  requestId: z.string(),
+  lineageId: z.string(),
+  originalRequestId: z.string(),
+  status: statusSchema,
+  createdAt: z.string(),
+  expiresAt: z.string(),
+  policy: z.object({ minApprovals: z.number().int(), requiredPersonas: z.array(z.string()) }),
+});
+
+export const RECEIPT_VERSION = 1;
+
+/** What a decision receipt binds: the executor checks these against what it is about to run. */
+export const receiptClaimsSchema = z.strictObject({
+  v: z.literal(RECEIPT_VERSION),
+  kid: z.string(),
+  requestId: z.string(),
+  action: z.string(),
+  outcome: outcomeSchema,
+  payloadHash: z.string(),
+  approvers: z.array(z.string()),
+  decidedBy: z.string().nullable(),
+  decidedAt: z.string(),
+});
+export type ReceiptClaims = z.infer<typeof receiptClaimsSchema>;
+
+export const verifyResponseSchema = z.union([
+  receiptClaimsSchema.omit({ v: true, kid: true }).extend({ valid: z.literal(true) }),
+  z.object({ valid: z.literal(false) }),
+]);
+
+export const receiptKeyResponseSchema = z.object({
+  kid: z.string(),
+  alg: z.literal('EdDSA'),
+  pem: z.string().describe('SPKI public key: pin it and verify receipts offline'),
+  jwk: z.record(z.string(), z.unknown()),
+});
+export type ReceiptKeyResponse = z.infer<typeof receiptKeyResponseSchema>;

@@ -1,0 +1,156 @@
+/**
+ * The MCP server (clients/mcp) as an MCP client sees it: spawned over stdio, tools called through the SDK's Client,
+ * against the running service (real HTTP, real Temporal, decisions through signed Slack interactions).
+ */
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
+import { verifyReceipt } from '../../clients/typescript/src/index.js';
+import {
+  AGENT_ENV,
+  AGENT_KEY,
+  CLIENTS_POLICY,
+  decide,
+  decideWhenPosted,
+  newParams,
+  OUTCOME_CASES,
+  receiptKeyPem,
+  requestIdByMarker,
+} from './clients-support.js';
+import { startHarness, type Harness } from './harness.js';
+import { eventually, messageOf, textOf } from './slack-support.js';
+
+let h: Harness;
+let mcp: Client;
+let pem: string;
+
+beforeAll(async () => {
+  h = await startHarness({ policy: CLIENTS_POLICY, env: AGENT_ENV });
+  pem = await receiptKeyPem(h);
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: ['--import', 'tsx', 'clients/mcp/src/main.ts'],
+    cwd: process.cwd(),
+    env: {
+      PATH: process.env.PATH ?? '',
+      GUARD_URL: h.url,
+      GUARD_AGENT_KEY: AGENT_KEY,
+      GUARD_REPO: 'acme/agent-repo',
+      GUARD_REQUESTER: 'coding-agent',
+      GUARD_MCP_WAIT_SEC: '40',
+    },
+    stderr: 'inherit',
+  });
+  mcp = new Client({ name: 'clients-mcp-test', version: '1.0.0' });
+  await mcp.connect(transport);
+}, 60_000);
+
+afterAll(async () => {
+  await mcp?.close();
+  await h?.close();
+});
+
+type ToolAnswer = { isError: boolean; text: string; data: Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+async function call(name: string, args: Record<string, unknown>, onprogress?: (p: Progress) => void) {
+  const res = (await mcp.callTool(
+    { name, arguments: args },
+    undefined,
+    onprogress ? { onprogress } : {},
+  )) as CallToolResult;
+  const text = res.content.map((c) => (c.type === 'text' ? c.text : '')).join('');
+  return { isError: res.isError === true, text, data: (res.structuredContent ?? {}) as ToolAnswer['data'] };
+}
+
+const ask = (action: string, params: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+  call('request_approval', { action, params, justification: 'needed to ship the fix', ...extra });
+
+test('lists its three tools, with the request fields of the shared schema', async () => {
+  const { tools } = await mcp.listTools();
+  expect(tools.map((t) => t.name).sort()).toEqual(['cancel_approval', 'get_approval_status', 'request_approval']);
+  const request = tools.find((t) => t.name === 'request_approval')!;
+  expect(request.inputSchema.required).toEqual(expect.arrayContaining(['action', 'justification']));
+  expect(request.inputSchema.properties).toMatchObject({
+    action: { type: 'string', minLength: 1, maxLength: 200 },
+    justification: { type: 'string', minLength: 3 },
+  });
+});
+
+describe('request_approval blocks until the decision', () => {
+  test.each(OUTCOME_CASES.map((c) => [c.name, c] as const))('%s', async (_, c) => {
+    const params = newParams();
+    const deciding = decideWhenPosted(h, params, c.decision);
+    const answer = await ask(c.action, params);
+    const requestId = await deciding;
+    expect(answer.isError).toBe(false);
+    expect(answer.data).toMatchObject({
+      decided: true,
+      approved: c.status === 'approved',
+      status: c.status,
+      requestId,
+      effectiveParams: c.effective(params),
+      overridden: c.decision === 'edit',
+    });
+    expect(answer.data.message).toMatch(c.status === 'approved' ? /^Approved/ : /Do not run the action/);
+    expect(JSON.parse(answer.text)).toEqual(answer.data);
+    const claims = verifyReceipt(answer.data.receipt, pem, { requestId, payloadHash: answer.data.payloadHash });
+    expect(claims).toMatchObject({ outcome: c.status, action: c.action });
+  });
+
+  test('progress while waiting (one approval of two), then the decision; origin and requester as configured', async () => {
+    const params = newParams();
+    const progress: Progress[] = [];
+    const answering = call('request_approval', { action: 'pair', params, justification: 'two eyes' }, (p) =>
+      progress.push(p),
+    );
+    const requestId = await requestIdByMarker(h, String(params.marker));
+    await h.click('approve', requestId, 'U_ALICE');
+    await eventually(() => progress.length > 0);
+    expect(progress[0]?.message).toBe(`request ${requestId}: ready_for_approval, 1 of 2 approvals`);
+    await h.click('approve', requestId, 'U_BOB');
+    expect((await answering).data).toMatchObject({ requestId, status: 'approved' });
+    const text = textOf(messageOf(h, requestId)!);
+    expect(text).toContain('acme/agent-repo');
+    expect(text).toContain('coding-agent');
+  });
+});
+
+describe('past the time bound', () => {
+  test('undecided: a resumable answer; the same idempotency key resumes the same request', async () => {
+    const params = newParams();
+    const first = await ask('deploy', params, { wait_sec: 1 });
+    expect(first.data).toMatchObject({ decided: false, approved: false, status: 'ready_for_approval' });
+    expect(first.data.message).toMatch(/Do not run the action/);
+    const { requestId, idempotency_key } = first.data;
+
+    const status = await call('get_approval_status', { request_id: requestId });
+    expect(status.data).toMatchObject({ requestId, status: 'ready_for_approval', approvalsCount: 0 });
+
+    const resumed = ask('deploy', params, { idempotency_key });
+    expect(await requestIdByMarker(h, String(params.marker))).toBe(requestId);
+    await decide(h, requestId, 'approve');
+    expect((await resumed).data).toMatchObject({ decided: true, status: 'approved', requestId });
+    const decided = await call('get_approval_status', { request_id: requestId });
+    expect(decided.data).toMatchObject({ status: 'approved', approvers: ['U_ALICE'] });
+    expect(verifyReceipt(decided.data.receipt, pem, { requestId })).not.toBeNull();
+  });
+
+  test('cancel_approval by request id withdraws an open request', async () => {
+    const first = await ask('deploy', newParams(), { wait_sec: 0 });
+    const { requestId } = first.data;
+    const cancelled = await call('cancel_approval', { request_id: requestId, reason: 'superseded' });
+    expect(cancelled.data).toMatchObject({ requestId, status: 'cancelled' });
+    expect((await call('get_approval_status', { request_id: requestId })).data.status).toBe('cancelled');
+    const unknown = await call('cancel_approval', { request_id: 'req_not_from_this_server' });
+    expect(unknown.isError).toBe(true);
+  });
+});
+
+test('refusals reach the model as tool errors with their code', async () => {
+  const denied = await ask('drop_database', {});
+  expect(denied.isError).toBe(true);
+  expect(denied.text).toContain('policy_denied');
+  const missing = await call('get_approval_status', { request_id: 'req_nope' });
+  expect(missing.isError).toBe(true);
+  expect(missing.text).toContain('not_found');
+});

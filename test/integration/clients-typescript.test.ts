@@ -1,0 +1,233 @@
+/**
+ * The TypeScript client (clients/typescript) against the running service: real HTTP, real Temporal, decisions
+ * made through signed Slack interactions; network faults come from a loopback proxy in between.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import {
+  CancelledError,
+  DeniedError,
+  ExpiredError,
+  GuardClient,
+  InvalidRequestError,
+  PolicyDeniedError,
+  RateLimitedError,
+  UnauthorizedError,
+  verifyReceipt,
+  WaitTimeoutError,
+} from '../../clients/typescript/src/index.js';
+import { payloadHash } from '../../domain/payload-hash.js';
+import {
+  AGENT_ENV,
+  AGENT_KEY,
+  CLIENTS_POLICY,
+  decide,
+  decideWhenPosted,
+  newParams,
+  OUTCOME_CASES,
+  receiptKeyPem,
+  requestIdByMarker,
+  requestInput,
+  startFaultProxy,
+  type FaultProxy,
+} from './clients-support.js';
+import { startHarness, type Harness } from './harness.js';
+import { counter } from './slack-support.js';
+
+let h: Harness;
+let proxy: FaultProxy;
+let guard: GuardClient;
+let viaProxy: GuardClient;
+let pem: string;
+
+beforeAll(async () => {
+  h = await startHarness({ policy: CLIENTS_POLICY, env: AGENT_ENV });
+  proxy = await startFaultProxy(h.url);
+  guard = new GuardClient({ baseUrl: h.url, agentKey: AGENT_KEY });
+  viaProxy = new GuardClient({ baseUrl: proxy.url, agentKey: AGENT_KEY, backoffMs: 100 });
+  pem = await receiptKeyPem(h);
+}, 60_000);
+
+afterAll(async () => {
+  await proxy?.close();
+  await h?.close();
+});
+
+const callsTo = (path: string, since = 0) => proxy.calls.filter((c) => c.path === path && c.at >= since);
+
+describe('requestApproval(input, { wait: true })', () => {
+  test.each(OUTCOME_CASES.map((c) => [c.name, c] as const))('%s: outcome, effective params, receipt', async (_, c) => {
+    const params = newParams();
+    const deciding = decideWhenPosted(h, params, c.decision);
+    const outcome = await guard.requestApproval(requestInput(c.action, params), {
+      wait: true,
+      throwOnRejection: false,
+    });
+    const requestId = await deciding;
+    expect(outcome).toMatchObject({ requestId, status: c.status, effectiveParams: c.effective(params) });
+    expect(outcome.payloadHash).toBe(payloadHash(outcome.effectiveParams));
+    expect(outcome.overridden).toBe(c.decision === 'edit');
+    const claims = verifyReceipt(outcome.receipt!, pem, { requestId, payloadHash: outcome.payloadHash });
+    expect(claims).toMatchObject({ requestId, action: c.action, outcome: c.status });
+  });
+
+  test('fails closed by default: a denial and an expiry are typed errors carrying the final state', async () => {
+    const params = newParams();
+    const deciding = decideWhenPosted(h, params, 'deny');
+    const denied = guard.requestApproval(requestInput('deploy', params), { wait: true });
+    await expect(denied).rejects.toBeInstanceOf(DeniedError);
+    await deciding;
+    await expect(denied).rejects.toMatchObject({ outcome: { status: 'denied', decidedBy: 'U_ALICE' } });
+
+    const expiring = guard.requestApproval(requestInput('short', newParams()), { wait: true, transport: 'sse' });
+    await expect(expiring).rejects.toBeInstanceOf(ExpiredError);
+  });
+
+  test('a request cancelled while waiting ends in CancelledError', async () => {
+    const waiting = guard.requestApproval(requestInput('deploy', newParams()), {
+      wait: true,
+      onCreated: (created) => void guard.cancel(created.token, 'no longer needed'),
+    });
+    await expect(waiting).rejects.toBeInstanceOf(CancelledError);
+    await expect(waiting).rejects.toMatchObject({ outcome: { status: 'cancelled', reason: 'no longer needed' } });
+  });
+
+  test('refusals are typed: policy_denied, unauthorized, invalid input (caught before any call)', async () => {
+    await expect(guard.requestApproval(requestInput('no_such_action', {}))).rejects.toBeInstanceOf(PolicyDeniedError);
+    const stranger = new GuardClient({ baseUrl: h.url, agentKey: 'wrong-key' });
+    await expect(stranger.requestApproval(requestInput('deploy', {}))).rejects.toBeInstanceOf(UnauthorizedError);
+    const before = proxy.calls.length;
+    const bad = { ...requestInput('deploy', {}), meta: { ...requestInput('deploy', {}).meta, justification: 'x' } };
+    const invalid = viaProxy.requestApproval(bad);
+    await expect(invalid).rejects.toBeInstanceOf(InvalidRequestError);
+    await expect(invalid).rejects.toMatchObject({ body: { details: [{ path: 'meta.justification' }] } });
+    expect(proxy.calls.length).toBe(before);
+  });
+
+  test('a wait bound gives WaitTimeoutError with the last state; waiting again finds the decision', async () => {
+    const params = newParams();
+    const created = await guard.requestApproval(requestInput('deploy', params));
+    const timedOut = guard.waitForDecision(created.token, { timeoutMs: 1500 });
+    await expect(timedOut).rejects.toBeInstanceOf(WaitTimeoutError);
+    await expect(timedOut).rejects.toMatchObject({ last: { status: 'ready_for_approval' } });
+    await decide(h, created.requestId, 'approve');
+    await expect(guard.waitForDecision(created.token, { timeoutMs: 30_000 })).resolves.toMatchObject({
+      status: 'approved',
+    });
+  });
+});
+
+describe('retries never duplicate a request', () => {
+  test('the answer to the create is lost: the retry carries the same idempotency key and finds the same request', async () => {
+    const created = await counter(h, 'approval_requests_total', { action: 'deploy' });
+    const since = Date.now();
+    proxy.inject('POST', '/api/guard/request', 'drop-answer');
+    const params = newParams();
+    const deciding = decideWhenPosted(h, params, 'approve');
+    const outcome = await viaProxy.requestApproval(requestInput('deploy', params), { wait: true });
+    expect(outcome.status).toBe('approved');
+    expect(await deciding).toBe(outcome.requestId);
+    const posts = callsTo('/api/guard/request', since);
+    expect(posts).toHaveLength(2);
+    expect(posts[0]!.headers['idempotency-key']).toBe(outcome.idempotencyKey);
+    expect(posts[1]!.headers['idempotency-key']).toBe(outcome.idempotencyKey);
+    expect(await counter(h, 'approval_requests_total', { action: 'deploy' })).toBe(created + 1);
+  });
+
+  test('the same explicit key twice: the same request, marked as a replay', async () => {
+    const input = requestInput('deploy', newParams());
+    const first = await guard.requestApproval(input, { idempotencyKey: 'deploy-build-981' });
+    const second = await guard.requestApproval(input, { idempotencyKey: 'deploy-build-981' });
+    expect(second.requestId).toBe(first.requestId);
+    expect(first.idempotentReplay).toBeUndefined();
+    expect(second.idempotentReplay).toBe(true);
+  });
+
+  test('429 with Retry-After: waited out, then the request is made once', async () => {
+    const since = Date.now();
+    proxy.inject('POST', '/api/guard/request', {
+      status: 429,
+      headers: { 'retry-after': '1' },
+      body: { error: 'rate_limited', retryAfterSec: 1 },
+    });
+    const created = await viaProxy.requestApproval(requestInput('deploy', newParams()));
+    const posts = callsTo('/api/guard/request', since);
+    expect(posts).toHaveLength(2);
+    expect(posts[1]!.at - posts[0]!.at).toBeGreaterThanOrEqual(950);
+    expect(created.status).toBe('ready_for_approval');
+  });
+
+  test('a Retry-After beyond the client bound is not waited out: RateLimitedError at once', async () => {
+    const impatient = new GuardClient({ baseUrl: proxy.url, agentKey: AGENT_KEY, maxRetryAfterSec: 5 });
+    proxy.inject('POST', '/api/guard/request', {
+      status: 429,
+      headers: { 'retry-after': '120' },
+      body: { error: 'rate_limited', retryAfterSec: 120 },
+    });
+    const refused = impatient.requestApproval(requestInput('deploy', newParams()));
+    await expect(refused).rejects.toBeInstanceOf(RateLimitedError);
+    await expect(refused).rejects.toMatchObject({ retryAfterSec: 120 });
+  });
+});
+
+describe('waiting rides out failures', () => {
+  test('long-poll: a 503 with Retry-After is honoured before polling again', async () => {
+    const since = Date.now();
+    proxy.inject('GET', '/api/guard/wait', {
+      status: 503,
+      headers: { 'retry-after': '1' },
+      body: { error: 'temporal_unavailable' },
+    });
+    const params = newParams();
+    const deciding = decideWhenPosted(h, params, 'approve');
+    const outcome = await viaProxy.requestApproval(requestInput('deploy', params), { wait: true });
+    expect(outcome).toMatchObject({ requestId: await deciding, status: 'approved' });
+    const polls = callsTo('/api/guard/wait', since);
+    expect(polls.length).toBeGreaterThanOrEqual(2);
+    expect(polls[1]!.at - polls[0]!.at).toBeGreaterThanOrEqual(950);
+  });
+
+  test('SSE: a stream cut after its first event reconnects and still delivers the decision', async () => {
+    const since = Date.now();
+    proxy.inject('GET', '/api/guard/wait-sse', 'cut-stream');
+    const seen: string[] = [];
+    const params = newParams();
+    const waiting = viaProxy.requestApproval(requestInput('deploy', params), {
+      wait: true,
+      transport: 'sse',
+      onState: (s) => seen.push(s.status),
+    });
+    const requestId = await requestIdByMarker(h, String(params.marker));
+    // Decide only once the client is on its second stream: the first one was cut.
+    const deadline = Date.now() + 20_000;
+    while (callsTo('/api/guard/wait-sse', since).length < 2 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await decide(h, requestId, 'approve');
+    const outcome = await waiting;
+    expect(outcome).toMatchObject({ requestId, status: 'approved', effectiveParams: params });
+    expect(callsTo('/api/guard/wait-sse', since)).toHaveLength(2);
+    expect(seen[0]).toBe('ready_for_approval');
+    expect(seen.at(-1)).toBe('approved');
+  });
+});
+
+describe('verifyReceipt offline', () => {
+  test('binds the decision: tampered, foreign-key and mismatched receipts are refused', async () => {
+    const params = newParams();
+    const deciding = decideWhenPosted(h, params, 'approve');
+    const outcome = await guard.requestApproval(requestInput('deploy', params), { wait: true });
+    await deciding;
+    const receipt = outcome.receipt!;
+    expect(verifyReceipt(receipt, pem)).toMatchObject({ requestId: outcome.requestId, outcome: 'approved' });
+    expect(verifyReceipt(receipt, pem, { payloadHash: payloadHash({ ...params, replicas: 99 }) })).toBeNull();
+    expect(verifyReceipt(receipt, pem, { requestId: 'req_other' })).toBeNull();
+    const [body, signature] = receipt.split('.') as [string, string];
+    const claims = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as Record<string, unknown>;
+    const forged = Buffer.from(JSON.stringify({ ...claims, outcome: 'approved', approvers: ['U_MALLORY'] }));
+    expect(verifyReceipt(`${forged.toString('base64url')}.${signature}`, pem)).toBeNull();
+    const otherKey = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    expect(verifyReceipt(receipt, otherKey)).toBeNull();
+    expect(verifyReceipt('not-a-receipt', pem)).toBeNull();
+    expect((await guard.receiptKey()).pem).toBe(pem);
+  });
+});

@@ -1,0 +1,81 @@
+/**
+ * Smoke test of `npm run load-sim` with tiny numbers against the run's dev server: it completes and writes a result
+ * with every figure. Speed itself is the benchmark's business, not a test's: no timing is asserted.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ROOT } from './procs.js';
+
+const TIMEOUT_MS = 240_000;
+
+function runLoadSim(args: string[]): Promise<{ code: number | null; output: string }> {
+  // Jest's NODE_OPTIONS and a developer's Temporal or Slack settings must not reach the harness or its children.
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/^(NODE_OPTIONS|TEMPORAL_|SLACK_)/.test(k)),
+  );
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/load-sim.ts', ...args], { cwd: ROOT, env });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGTERM'), TIMEOUT_MS - 10_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+const summary = { count: expect.any(Number), p50: expect.any(Number), p95: expect.any(Number), p99: expect.any(Number) };
+const row = { latency: expect.objectContaining(summary), perSec: expect.any(Number) };
+
+test(
+  'load-sim runs the scenarios and the floor, and writes every figure',
+  async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'guard-load-sim-'));
+    const out = path.join(dir, 'result.json');
+    try {
+      const address = process.env.TEMPORAL_TEST_ADDRESS!;
+      const args = ['--requests', '20', '--concurrency', '4', '--timers', '4', '--pending', '10', '--temporal', address];
+      const run = await runLoadSim([...args, '--out', out, '--label', 'smoke']);
+      expect({ code: run.code, output: run.code === 0 ? '' : run.output }).toEqual({ code: 0, output: '' });
+      expect(run.output).toContain('create p99 / floor start p99');
+
+      const result = JSON.parse(await readFile(out, 'utf8'));
+      expect(result).toMatchObject({
+        version: 1,
+        label: 'smoke',
+        options: { requests: 20, concurrency: 4, pending: 10, timers: 4 },
+        create: { atZero: row, atPending: row },
+        slackAck: expect.objectContaining(summary),
+        notification: {
+          longPoll: { notify: expect.objectContaining(summary), clickToNotify: expect.objectContaining(summary) },
+          sse: { notify: expect.objectContaining(summary), clickToNotify: expect.objectContaining(summary) },
+        },
+        approvalLoop: { latency: expect.objectContaining(summary), approvalsPerSec: expect.any(Number) },
+        timers: {
+          count: 4,
+          escalationLateness: expect.objectContaining(summary),
+          expiryLateness: expect.objectContaining(summary),
+        },
+        pending: { count: 10, rssMB: expect.objectContaining({ api: expect.any(Number), worker: expect.any(Number) }) },
+        floor: { start: row, update: row, loop: row, startAtPending: row },
+        cpuMsPerApproval: { service: expect.any(Number), floor: expect.any(Number) },
+      });
+      expect(Object.keys(result.ratios)).toHaveLength(5);
+      expect(result.targets).toHaveLength(5);
+      for (const phase of ['create', 'approvalLoop', 'floorLoop']) {
+        expect(result.resources[phase]).toMatchObject({ api: expect.any(Object), worker: expect.any(Object) });
+      }
+      // Every request of every phase completed: the figures describe all of them.
+      expect(result.create.atZero.latency.count).toBe(20);
+      expect(result.approvalLoop.latency.count).toBe(20);
+      expect(result.floor.loop.latency.count).toBe(20);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+  TIMEOUT_MS,
+);
