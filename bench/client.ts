@@ -72,15 +72,19 @@ export class GuardClient {
     const text = await res.text();
     const ms = performance.now() - t0;
     const ack = safeJson(text) as { ok?: boolean; error?: string } | undefined;
-    if (res.status !== 200 || ack?.ok !== true) throw new Error(`click ${actionId}: ${res.status} ${text.slice(0, 200)}`);
+    if (res.status !== 200 || ack?.ok !== true)
+      throw new Error(`click ${actionId}: ${res.status} ${text.slice(0, 200)}`);
     return { ms, sentAt };
   }
 
   /** GET /api/guard/wait: one long-poll, answered at the next change or after `timeoutSec`. */
   async longPoll(token: string, timeoutSec: number): Promise<WaitAnswer> {
-    const res = await fetch(`${this.baseUrl}/api/guard/wait?token=${encodeURIComponent(token)}&timeoutSec=${timeoutSec}`, {
-      signal: AbortSignal.timeout(timeoutSec * 1000 + REQUEST_TIMEOUT_MS),
-    });
+    const res = await fetch(
+      `${this.baseUrl}/api/guard/wait?token=${encodeURIComponent(token)}&timeoutSec=${timeoutSec}`,
+      {
+        signal: AbortSignal.timeout(timeoutSec * 1000 + REQUEST_TIMEOUT_MS),
+      },
+    );
     const text = await res.text();
     const at = Date.now();
     if (res.status !== 200) throw new Error(`wait: ${res.status} ${text.slice(0, 200)}`);

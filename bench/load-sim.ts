@@ -21,7 +21,7 @@ import {
   type Bounds,
   type CreatePhase,
 } from './scenarios.js';
-import { scrapeSdk, sdkDelta, type SdkPhase } from './sdk-metrics.js';
+import { scrapeSdk, scrapeServer, sdkDelta, serverDelta, type SdkPhase, type ServerPhase } from './sdk-metrics.js';
 import { summarize } from './stats.js';
 import { ROOT, startService, type Service } from './service.js';
 
@@ -30,8 +30,11 @@ const USAGE = `usage: npm run load-sim -- [options]
   --concurrency C     requests in flight (default 16)
   --pending P         open requests held while create is measured again (default 0)
   --timers K          requests left to escalate and expire (default min(N, 100))
+  --timer-rate R      those are created at R per second (default 10)
   --url URL           use a running API (it must load the policy from --print-policy); needs --temporal
   --temporal ADDR     use a running Temporal server instead of the embedded dev server
+  --temporal-pid PID  its process id, to report its CPU and memory
+  --temporal-metrics URL  its Prometheus metrics (start-dev --metrics-port), for RPCs per approval
   --signing-secret S  Slack signing secret of the API at --url (default $SLACK_SIGNING_SECRET)
   --audit-file F      audit file of the API at --url (for escalation times)
   --env KEY=VALUE     extra environment for the service's processes (repeatable)
@@ -46,8 +49,11 @@ interface Options {
   concurrency: number;
   pending: number;
   timers: number;
+  timerRate: number;
   url?: string | undefined;
   temporal?: string | undefined;
+  temporalPid?: number | undefined;
+  temporalMetrics?: string | undefined;
   signingSecret?: string | undefined;
   auditFile?: string | undefined;
   env: Record<string, string>;
@@ -67,8 +73,11 @@ function parseOptions(argv: string[]): Options | null {
       concurrency: { type: 'string' },
       pending: { type: 'string' },
       timers: { type: 'string' },
+      'timer-rate': { type: 'string' },
       url: { type: 'string' },
       temporal: { type: 'string' },
+      'temporal-pid': { type: 'string' },
+      'temporal-metrics': { type: 'string' },
       'signing-secret': { type: 'string' },
       'audit-file': { type: 'string' },
       env: { type: 'string', multiple: true },
@@ -101,8 +110,11 @@ function parseOptions(argv: string[]): Options | null {
     concurrency: int('concurrency', values.concurrency, 16, 1),
     pending: int('pending', values.pending, 0, 0),
     timers: int('timers', values.timers, Math.min(requests, 100), 1),
+    timerRate: int('timer-rate', values['timer-rate'], 10, 1),
     url: values.url,
     temporal: values.temporal,
+    temporalPid: values['temporal-pid'] === undefined ? undefined : int('temporal-pid', values['temporal-pid'], 0, 1),
+    temporalMetrics: values['temporal-metrics'],
     signingSecret: values['signing-secret'],
     auditFile: values['audit-file'],
     env: Object.fromEntries(
@@ -123,21 +135,24 @@ function parseOptions(argv: string[]): Options | null {
 class Recorder {
   readonly resources: Record<string, Record<string, PhaseUsage>> = {};
   readonly sdk: Record<string, SdkPhase | null> = {};
+  readonly server: Record<string, ServerPhase | null> = {};
   readonly failures: string[] = [];
 
   constructor(private readonly service: Service) {}
 
-  async phase<T extends { pool?: { failed: number; errors: string[]; timedOut: boolean } | null }>(
+  async phase<T extends { pool?: { done: number; failed: number; errors: string[]; timedOut: boolean } | null }>(
     name: string,
     run: () => Promise<T>,
   ): Promise<T> {
     log(`phase ${name}`);
     const before = await scrapeSdk(this.service.sdkMetricsUrl);
+    const serverBefore = await scrapeServer(this.service.serverMetricsUrl);
     const monitor = new UsageMonitor(this.service.pids);
     const result = await run();
     this.resources[name] = monitor.stop();
     this.sdk[name] = sdkDelta(before, await scrapeSdk(this.service.sdkMetricsUrl));
     const pool = result.pool;
+    this.server[name] = serverDelta(serverBefore, await scrapeServer(this.service.serverMetricsUrl), pool?.done ?? 0);
     if (pool?.failed) this.failures.push(`${name}: ${pool.failed} failed (${pool.errors.join('; ')})`);
     if (pool?.timedOut) this.failures.push(`${name}: stopped by --phase-timeout`);
     return result;
@@ -157,6 +172,8 @@ async function run(opts: Options): Promise<LoadSimResult> {
   const service = await startService({
     url: opts.url,
     temporal: opts.temporal,
+    temporalPid: opts.temporalPid,
+    temporalMetrics: opts.temporalMetrics,
     signingSecret: opts.signingSecret,
     auditFile: opts.auditFile,
     env: opts.env,
@@ -199,7 +216,9 @@ async function measure(
   const floorLoop = await rec.phase('floorLoop', () => floor.loops(n, bounds.concurrency, bounds.phaseDeadlineMs));
   const loop = await rec.phase('approvalLoop', () => approvalLoopPhase(client, n, bounds));
   await quiet();
-  const timers = await rec.phase('timers', () => timerPhase(client, opts.timers, bounds, service.auditFile));
+  const timers = await rec.phase('timers', () =>
+    timerPhase(client, opts.timers, bounds, service.auditFile, opts.timerRate),
+  );
   await quiet();
   const pending = opts.pending > 0 ? await holdPending(opts, service, client, floor, rec, created) : null;
 
@@ -210,8 +229,19 @@ async function measure(
     command: `npm run load-sim -- ${process.argv.slice(2).join(' ')}`.trim(),
     startedAt: meta.startedAt,
     finishedAt: new Date().toISOString(),
-    options: { requests: n, concurrency: opts.concurrency, pending: opts.pending, timers: opts.timers },
-    machine: { cores: machineLoad().cores, node: process.version, loadavgStart: meta.loadavgStart, loadavgEnd: machineLoad().loadavg1 },
+    options: {
+      requests: n,
+      concurrency: opts.concurrency,
+      pending: opts.pending,
+      timers: opts.timers,
+      timerRate: opts.timerRate,
+    },
+    machine: {
+      cores: machineLoad().cores,
+      node: process.version,
+      loadavgStart: meta.loadavgStart,
+      loadavgEnd: machineLoad().loadavg1,
+    },
     service: {
       mode: opts.url ? ('external' as const) : ('embedded' as const),
       temporal: opts.temporal ? ('external' as const) : ('embedded' as const),
@@ -224,7 +254,11 @@ async function measure(
       sse: sse.available ? { notify: sse.notify, clickToNotify: sse.clickToNotify } : null,
     },
     approvalLoop: { latency: loop.latency, approvalsPerSec: loop.approvalsPerSec },
-    timers: { count: timers.count, escalationLateness: timers.escalationLateness, expiryLateness: timers.expiryLateness },
+    timers: {
+      count: timers.count,
+      escalationLateness: timers.escalationLateness,
+      expiryLateness: timers.expiryLateness,
+    },
     pending: pending
       ? {
           count: pending.count,
@@ -246,6 +280,7 @@ async function measure(
       floor: cpuMsPer(rec.resources.floorLoop, ['floorWorker', 'temporal'], floorLoop.pool.done),
     },
     sdk: rec.sdk,
+    temporalServer: rec.server,
     failures: rec.failures,
   };
   const withRatios = { ...partial, ratios: ratios(partial) };
@@ -313,7 +348,9 @@ async function main(): Promise<void> {
   mkdirSync(path.dirname(opts.out), { recursive: true });
   writeFileSync(opts.out, `${JSON.stringify(result, null, 2)}\n`);
   console.log(formatTable(result));
-  console.log(`\nmachine: ${result.machine.cores} cores, load average ${result.machine.loadavgStart} → ${result.machine.loadavgEnd}`);
+  console.log(
+    `\nmachine: ${result.machine.cores} cores, load average ${result.machine.loadavgStart} → ${result.machine.loadavgEnd}`,
+  );
   if (result.failures.length) console.log(`failures:\n  ${result.failures.join('\n  ')}`);
   console.log(`result: ${path.relative(process.cwd(), opts.out)}`);
 }

@@ -2,7 +2,7 @@
 import type { Summary } from './stats.js';
 import { ratio } from './stats.js';
 import type { PhaseUsage } from './procs.js';
-import type { SdkPhase } from './sdk-metrics.js';
+import type { SdkPhase, ServerPhase } from './sdk-metrics.js';
 
 export interface LatencyRow {
   latency: Summary | null;
@@ -15,7 +15,7 @@ export interface LoadSimResult {
   command: string;
   startedAt: string;
   finishedAt: string;
-  options: { requests: number; concurrency: number; pending: number; timers: number };
+  options: { requests: number; concurrency: number; pending: number; timers: number; timerRate: number };
   machine: { cores: number; node: string; loadavgStart: number; loadavgEnd: number };
   service: { mode: 'embedded' | 'external'; temporal: 'embedded' | 'external'; env: Record<string, string> };
   create: { atZero: LatencyRow; atPending: LatencyRow | null };
@@ -53,6 +53,8 @@ export interface LoadSimResult {
   /** CPU milliseconds per approval (approval loop) vs per floor loop, by the processes doing the work. */
   cpuMsPerApproval: { service: number | null; floor: number | null };
   sdk: Record<string, SdkPhase | null>;
+  /** Temporal server RPCs and database operations per request of each phase (when its metrics are known). */
+  temporalServer: Record<string, ServerPhase | null>;
   targets: Target[];
   failures: string[];
 }
@@ -84,7 +86,12 @@ export function judgeTargets(r: Omit<LoadSimResult, 'targets'>): Target[] {
       value: r.ratios.createP99ToFloorStartP99,
       met: le(r.ratios.createP99ToFloorStartP99, 1.5),
     },
-    { name: 'timer lateness p99 (worst of escalation, expiry)', target: '< 500 ms', value: timers, met: lt(timers, 500) },
+    {
+      name: 'timer lateness p99 (worst of escalation, expiry)',
+      target: '< 500 ms',
+      value: timers,
+      met: lt(timers, 500),
+    },
     {
       name: `create p99 at ${r.options.pending} open / at 0`,
       target: '≤ 1.2×',
@@ -94,7 +101,9 @@ export function judgeTargets(r: Omit<LoadSimResult, 'targets'>): Target[] {
   ];
 }
 
-export function ratios(r: Pick<LoadSimResult, 'create' | 'slackAck' | 'approvalLoop' | 'floor'>): LoadSimResult['ratios'] {
+export function ratios(
+  r: Pick<LoadSimResult, 'create' | 'slackAck' | 'approvalLoop' | 'floor'>,
+): LoadSimResult['ratios'] {
   return {
     createP99ToFloorStartP99: ratio(r.create.atZero.latency?.p99, r.floor.start.latency?.p99),
     createP99ToFloorStartP99AtPending: ratio(r.create.atPending?.latency?.p99, r.floor.startAtPending?.latency?.p99),

@@ -32,10 +32,14 @@ export async function createPhase(
   action: string,
   count: number,
   bounds: Bounds,
+  /** Creates per second at most (paced from the phase start); unpaced when absent. */
+  ratePerSec?: number,
 ): Promise<CreatePhase> {
   const created: Created[] = [];
   const ms: number[] = [];
+  const t0 = performance.now();
   const pool = await runPool(count, bounds.concurrency, bounds.phaseDeadlineMs, async (i) => {
+    if (ratePerSec) await sleep(Math.max(0, t0 + (i * 1000) / ratePerSec - performance.now()));
     const r = await client.create(action, i);
     ms.push(r.ms);
     created.push(r.created);
@@ -159,15 +163,17 @@ export interface TimerPhase {
 /**
  * Requests left alone: each escalates 1 s before it expires, 3 s after creation; lateness is fired − due. "Fired" is
  * the wall-clock time the worker recorded the fact (its audit line): workflow time cannot say, since a timer's
- * activation carries the time the timer was due, not the time it ran.
+ * activation carries the time the timer was due, not the time it ran. They are created at `ratePerSec`, so the
+ * figure is the timers' own lateness, not the queue of a burst larger than the service's throughput.
  */
 export async function timerPhase(
   client: GuardClient,
   count: number,
   bounds: Bounds,
   auditFile: string | null,
+  ratePerSec: number,
 ): Promise<TimerPhase> {
-  const created = await createPhase(client, BENCH_ACTIONS.timer, count, bounds);
+  const created = await createPhase(client, BENCH_ACTIONS.timer, count, bounds, ratePerSec);
   const requests = created.created;
   const pool = await runPool(requests.length, requests.length, bounds.phaseDeadlineMs, async (i) => {
     const answer = await client.waitTerminal(requests[i]!.token, WAIT_SEC, 3);
@@ -182,7 +188,10 @@ export async function timerPhase(
   };
 }
 
-async function timerLateness(auditFile: string, requests: Created[]): Promise<{ escalation: number[]; expiry: number[] }> {
+async function timerLateness(
+  auditFile: string,
+  requests: Created[],
+): Promise<{ escalation: number[]; expiry: number[] }> {
   const expires = new Map(requests.map((r) => [r.requestId, Date.parse(r.expiresAt)]));
   const escalation: number[] = [];
   const expiry: number[] = [];

@@ -1,6 +1,7 @@
 /**
- * The worker's Temporal SDK metrics (Prometheus text on TEMPORAL_METRICS_PORT), read before and after a phase: where
- * a workflow task's time goes (waiting in the queue vs running in the worker), and the sticky cache's hit rate.
+ * Temporal's own metrics, read before and after a phase. The worker's SDK metrics (TEMPORAL_METRICS_PORT) say where a
+ * workflow task's time goes (waiting in the queue vs running in the worker); the server's (dev server --metrics-port)
+ * say how many RPCs and database operations each approval costs it, ours against the floor's.
  */
 const HISTOGRAMS = {
   workflowTaskScheduleToStart: 'temporal_workflow_task_schedule_to_start_latency',
@@ -20,6 +21,8 @@ export interface SdkPhase {
   /** Mean milliseconds per task over the phase (null: no task of that kind ran). */
   meanMs: Record<keyof typeof HISTOGRAMS, number | null>;
   counts: Record<keyof typeof HISTOGRAMS | keyof typeof COUNTERS, number>;
+  /** Workflows held in the worker's cache at the end of the phase. */
+  stickyCacheSize: number | null;
 }
 
 /** Sums every series of each metric (labels dropped); null when the endpoint does not answer. */
@@ -57,5 +60,50 @@ export function sdkDelta(before: SdkScrape | null, after: SdkScrape | null): Sdk
   for (const [key, name] of Object.entries(COUNTERS) as Array<[keyof typeof COUNTERS, string]>) {
     counts[key] = delta(name) || delta(`${name}_total`);
   }
-  return { meanMs, counts };
+  return { meanMs, counts, stickyCacheSize: after.get('temporal_sticky_cache_size') ?? null };
+}
+
+export type ServerScrape = Map<string, number>;
+
+export interface ServerPhase {
+  /** Frontend RPCs (clients and workers) per operation of the phase, by RPC name. */
+  rpcsPerOp: Record<string, number>;
+  /** Persistence (database) operations per operation of the phase. */
+  persistencePerOp: number;
+}
+
+/** `service_requests` of the frontend by operation, and the total of `persistence_requests`. */
+export async function scrapeServer(url: string | null): Promise<ServerScrape | null> {
+  if (!url) return null;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    const totals: ServerScrape = new Map();
+    for (const line of (await res.text()).split('\n')) {
+      const m = /^(service_requests|persistence_requests)\{([^}]*)\}\s+(\S+)/.exec(line);
+      if (!m) continue;
+      const labels = m[2]!;
+      if (m[1] === 'persistence_requests') {
+        totals.set('persistence', (totals.get('persistence') ?? 0) + Number(m[3]));
+        continue;
+      }
+      if (!labels.includes('service_name="frontend"')) continue;
+      const op = /operation="([^"]+)"/.exec(labels)?.[1];
+      if (op) totals.set(op, (totals.get(op) ?? 0) + Number(m[3]));
+    }
+    return totals;
+  } catch {
+    return null;
+  }
+}
+
+export function serverDelta(before: ServerScrape | null, after: ServerScrape | null, ops: number): ServerPhase | null {
+  if (!before || !after || ops === 0) return null;
+  const per = (name: string) => Math.round((((after.get(name) ?? 0) - (before.get(name) ?? 0)) / ops) * 100) / 100;
+  const rpcsPerOp: Record<string, number> = {};
+  for (const name of after.keys()) {
+    if (name === 'persistence') continue;
+    const v = per(name);
+    if (v > 0) rpcsPerOp[name] = v;
+  }
+  return { rpcsPerOp, persistencePerOp: per('persistence') };
 }

@@ -23,6 +23,10 @@ export interface ServiceOptions {
   url?: string | undefined;
   /** A Temporal server already running; otherwise an embedded dev server is started. */
   temporal?: string | undefined;
+  /** Its process id, to measure its CPU and memory too. */
+  temporalPid?: number | undefined;
+  /** Its Prometheus metrics URL. */
+  temporalMetrics?: string | undefined;
   /** Signing secret of the service at `url`. */
   signingSecret?: string | undefined;
   /** Audit file of the service at `url` (escalation times are read from it). */
@@ -44,6 +48,8 @@ export interface Service {
   auditFile: string | null;
   /** The worker's Temporal SDK metrics (Prometheus text), for task latencies. */
   sdkMetricsUrl: string | null;
+  /** The Temporal server's metrics, for RPCs and database operations per approval. */
+  serverMetricsUrl: string | null;
   floorTaskQueue: string;
   close(): Promise<void>;
 }
@@ -83,6 +89,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     cleanups.push(() => floor.child.stop());
     const base = {
       temporalAddress: temporal.address,
+      serverMetricsUrl: temporal.metricsUrl ?? null,
       floorTaskQueue: floor.taskQueue,
       close,
     };
@@ -91,19 +98,23 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
         ...base,
         url: opts.url.replace(/\/+$/, ''),
         signingSecret: opts.signingSecret ?? process.env.SLACK_SIGNING_SECRET ?? '',
-        pids: { floorWorker: floor.child.pid, loadgen: process.pid },
+        pids: {
+          ...(temporal.pid === undefined ? {} : { temporal: temporal.pid }),
+          floorWorker: floor.child.pid,
+          loadgen: process.pid,
+        },
         slack: null,
         auditFile: opts.auditFile ?? null,
         sdkMetricsUrl: null,
       };
     }
-    const own = await startOwnService(dir, temporal.address, opts, cleanups);
+    const { api, worker, ...own } = await startOwnService(dir, temporal.address, opts, cleanups);
     return {
       ...base,
       ...own,
       pids: {
-        api: own.api.pid,
-        worker: own.worker.pid,
+        api: api.pid,
+        worker: worker.pid,
         ...(temporal.pid === undefined ? {} : { temporal: temporal.pid }),
         floorWorker: floor.child.pid,
         loadgen: process.pid,
@@ -119,31 +130,39 @@ async function resolveTemporal(
   opts: ServiceOptions,
   dir: string,
   cleanups: Array<() => Promise<void>>,
-): Promise<{ address: string; pid?: number }> {
+): Promise<{ address: string; pid?: number; metricsUrl?: string }> {
   if (opts.temporal) {
     await registerSearchAttributes(opts.temporal, NAMESPACE, GUARD_SEARCH_ATTRIBUTES);
-    return { address: opts.temporal };
+    return {
+      address: opts.temporal,
+      ...(opts.temporalPid ? { pid: opts.temporalPid } : {}),
+      ...(opts.temporalMetrics ? { metricsUrl: opts.temporalMetrics } : {}),
+    };
   }
   opts.log('starting the embedded Temporal dev server (headless, temporary SQLite file)');
+  const metricsPort = await freePort();
   const server: DevServer = await startDevServer({
     dbFile: path.join(dir, 'temporal.sqlite'),
     port: await freePort(),
     namespace: NAMESPACE,
     searchAttributes: GUARD_SEARCH_ATTRIBUTES,
     startTimeoutMs: START_TIMEOUT_MS,
+    metricsPort,
   });
   cleanups.push(() => server.stop());
-  return { address: server.address, pid: server.pid };
+  return { address: server.address, pid: server.pid, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
 }
 
 function tsxArgs(entry: string, profileDir: string | undefined, name: string): string[] {
-  const profile = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${name}.cpuprofile`] : [];
+  // One directory per process: each of its threads (main, tsx loader, workflow runner) writes its own profile.
+  const profile = profileDir ? ['--cpu-prof', '--cpu-prof-dir', path.join(profileDir, name)] : [];
   return [...profile, '--import', 'tsx', entry];
 }
 
 /** The children get only what we give them: a developer's TEMPORAL_* or SLACK_* must not point them elsewhere. */
 function childEnv(vars: Record<string, string>): NodeJS.ProcessEnv {
-  const leaky = /^(TEMPORAL_|SLACK_|POLICY_PATH$|TOKEN_SECRET$|ADMIN_TOKEN$|AGENT_API_KEYS$|AUDIT_FILE$|PORT$|NODE_OPTIONS$)/;
+  const leaky =
+    /^(TEMPORAL_|SLACK_|POLICY_PATH$|TOKEN_SECRET$|ADMIN_TOKEN$|AGENT_API_KEYS$|AUDIT_FILE$|PORT$|NODE_OPTIONS$)/;
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !leaky.test(k)));
   return { ...base, ...vars };
 }
@@ -208,7 +227,13 @@ async function startOwnService(
     ...opts.env,
   });
   opts.log('starting the worker and the API as child processes');
-  const worker = spawnChild('worker', process.execPath, tsxArgs('worker/main.ts', opts.profileDir, 'worker'), env, ROOT);
+  const worker = spawnChild(
+    'worker',
+    process.execPath,
+    tsxArgs('worker/main.ts', opts.profileDir, 'worker'),
+    env,
+    ROOT,
+  );
   cleanups.push(() => worker.stop());
   const api = spawnChild('api', process.execPath, tsxArgs('api/main.ts', opts.profileDir, 'api'), env, ROOT);
   cleanups.push(() => api.stop());

@@ -28,7 +28,12 @@ function runLoadSim(args: string[]): Promise<{ code: number | null; output: stri
   });
 }
 
-const summary = { count: expect.any(Number), p50: expect.any(Number), p95: expect.any(Number), p99: expect.any(Number) };
+const summary = {
+  count: expect.any(Number),
+  p50: expect.any(Number),
+  p95: expect.any(Number),
+  p99: expect.any(Number),
+};
 const row = { latency: expect.objectContaining(summary), perSec: expect.any(Number) };
 
 test(
@@ -38,7 +43,18 @@ test(
     const out = path.join(dir, 'result.json');
     try {
       const address = process.env.TEMPORAL_TEST_ADDRESS!;
-      const args = ['--requests', '20', '--concurrency', '4', '--timers', '4', '--pending', '10', '--temporal', address];
+      const args = [
+        '--requests',
+        '20',
+        '--concurrency',
+        '4',
+        '--timers',
+        '4',
+        '--pending',
+        '10',
+        '--temporal',
+        address,
+      ];
       const run = await runLoadSim([...args, '--out', out, '--label', 'smoke']);
       expect({ code: run.code, output: run.code === 0 ? '' : run.output }).toEqual({ code: 0, output: '' });
       expect(run.output).toContain('create p99 / floor start p99');

@@ -26,7 +26,11 @@ let client: Client;
 beforeAll(async () => {
   h = await startHarness({ policy: POLICY });
   const sink = new Writable({ write: (_c, _e, cb) => cb() });
-  replica = await startApiServer({ config: h.config, metrics: createMetrics(), audit: createAuditLog({ stream: sink }) });
+  replica = await startApiServer({
+    config: h.config,
+    metrics: createMetrics(),
+    audit: createAuditLog({ stream: sink }),
+  });
   connection = await Connection.connect({ address: h.config.TEMPORAL_ADDRESS! });
   client = new Client({ connection, namespace: h.config.TEMPORAL_NAMESPACE });
 }, 60_000);
@@ -93,10 +97,10 @@ test('escalation and expiry (timers) reach a waiter on another replica', async (
   expect(expired).toMatchObject({ status: 'expired', escalated: true, terminal: true });
 }, 30_000);
 
-test('a decision sent as a signal (the durable fallback) reaches the waiter', async () => {
-  const req = await h.create('simple');
+test('a vote sent as a signal (the durable fallback) reaches the waiter', async () => {
+  const req = await h.create('quorum2');
   const waiting = waitOnReplica(req.token);
   await parked(req.requestId);
   await client.workflow.getHandle(req.requestId).signal(approveSignal, { userId: 'U_ALICE' });
-  expect(await waiting).toMatchObject({ status: 'approved', approvers: ['U_ALICE'], terminal: true });
+  expect(await waiting).toMatchObject({ status: 'ready_for_approval', approvers: ['U_ALICE'], terminal: false });
 });
