@@ -2,64 +2,16 @@
  * The service's processes as the load harness sees them: spawned children with their output kept for errors, and
  * their CPU time and resident memory read from /proc (Linux), so the service is measured apart from the load.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { spawnWatched, type WatchedProcess } from '../dev/procs.js';
 
 const OUTPUT_TAIL = 100;
 
-export interface Child {
-  name: string;
-  pid: number;
-  child: ChildProcess;
-  output(): string;
-  /** Resolves with the first line matching `pattern`; rejects on exit or after `timeoutMs`. */
-  waitForLine(pattern: RegExp, timeoutMs: number): Promise<string>;
-  /** SIGTERM, then SIGKILL after `graceMs`. */
-  stop(graceMs?: number): Promise<void>;
-}
+export type Child = WatchedProcess;
 
 export function spawnChild(name: string, command: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): Child {
-  const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  if (child.pid === undefined) throw new Error(`could not spawn ${name}`);
-  const lines: string[] = [];
-  const watchers = new Set<(line: string) => void>();
-  for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream! }).on('line', (line) => {
-      lines.push(line);
-      if (lines.length > OUTPUT_TAIL) lines.shift();
-      for (const w of watchers) w(line);
-    });
-  }
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const output = () => lines.join('\n');
-  const waitForLine = (pattern: RegExp, timeoutMs: number) =>
-    new Promise<string>((resolve, reject) => {
-      const seen = lines.find((l) => pattern.test(l));
-      if (seen !== undefined) return resolve(seen);
-      const finish = (fn: () => void) => {
-        clearTimeout(timer);
-        watchers.delete(watcher);
-        fn();
-      };
-      const watcher = (line: string) => {
-        if (pattern.test(line)) finish(() => resolve(line));
-      };
-      const timer = setTimeout(
-        () => finish(() => reject(new Error(`${name}: no line matching ${pattern} in ${timeoutMs} ms\n${output()}`))),
-        timeoutMs,
-      );
-      watchers.add(watcher);
-      void exited.then(() => finish(() => reject(new Error(`${name} exited before ${pattern}\n${output()}`))));
-    });
-  const stop = async (graceMs = 10_000) => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    await exited;
-    clearTimeout(timer);
-  };
-  return { name, pid: child.pid, child, output, waitForLine, stop };
+  return spawnWatched(name, command, args, { cwd, env, outputTail: OUTPUT_TAIL });
 }
 
 let clockTicks: number | null = null;

@@ -2,30 +2,20 @@
  * Child processes for the durability tests: the service's real entry points run as separate processes so a test can
  * kill them with SIGKILL, then inspect what is left (processes of a group, held ports) and start them again.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { spawnWatched, type WatchedProcess } from '../../dev/procs.js';
 import { blockActionPayload, sendInteraction } from '../helpers/slack.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const HOST = '127.0.0.1';
 const OUTPUT_TAIL = 200;
 
-export interface Proc {
-  name: string;
-  child: ChildProcess;
-  pid: number;
-  /** Resolves with the exit once the process has gone. */
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** The last lines the process printed (stdout and stderr), for failure messages. */
-  output(): string;
-  /** Resolves with the first line (past or future) matching `pattern`; rejects on exit or after `timeoutMs`. */
-  waitForLine(pattern: RegExp, timeoutMs: number): Promise<string>;
-}
+/** A service process a test can kill and restart; see WatchedProcess. */
+export type Proc = WatchedProcess;
 
 /**
  * Variables the parent's environment must not leak into a child: a Temporal address or Slack settings from the
@@ -45,51 +35,7 @@ export function startProc(
   args: string[],
   opts: { env: NodeJS.ProcessEnv; detached?: boolean },
 ): Proc {
-  const child = spawn(command, args, {
-    cwd: ROOT,
-    env: opts.env,
-    detached: opts.detached ?? false,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  if (child.pid === undefined) throw new Error(`could not spawn ${name}: ${command} ${args.join(' ')}`);
-  const pid = child.pid;
-  const lines: string[] = [];
-  const watchers = new Set<(line: string) => void>();
-  for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream! }).on('line', (line) => {
-      lines.push(line);
-      if (lines.length > OUTPUT_TAIL) lines.shift();
-      for (const w of watchers) w(line);
-    });
-  }
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const output = () => lines.join('\n');
-  const waitForLine = (pattern: RegExp, timeoutMs: number) =>
-    new Promise<string>((resolve, reject) => {
-      const seen = lines.find((l) => pattern.test(l));
-      if (seen !== undefined) return resolve(seen);
-      const done = (fn: () => void) => {
-        clearTimeout(timer);
-        watchers.delete(watcher);
-        fn();
-      };
-      const watcher = (line: string) => {
-        if (pattern.test(line)) done(() => resolve(line));
-      };
-      const timer = setTimeout(
-        () => done(() => reject(new Error(`${name}: no line matching ${pattern} in ${timeoutMs} ms\n${output()}`))),
-        timeoutMs,
-      );
-      watchers.add(watcher);
-      void exited.then((e) =>
-        done(() =>
-          reject(new Error(`${name} exited (code ${e.code}, signal ${e.signal}) before ${pattern}\n${output()}`)),
-        ),
-      );
-    });
-  return { name, child, pid, exited, output, waitForLine };
+  return spawnWatched(name, command, args, { ...opts, cwd: ROOT, outputTail: OUTPUT_TAIL });
 }
 
 export function isAlive(pid: number): boolean {

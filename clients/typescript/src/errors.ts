@@ -2,7 +2,11 @@ import type { ErrorResponse, StateResponse } from '../../../domain/api-schemas.j
 
 /** A refusal or failure of the approval service, with its stable error code (`policy_denied`, `not_found`...). */
 export class GuardError extends Error {
-  override name = 'GuardError';
+  /**
+   * The class's own name (`PolicyDeniedError`...), so a subclass needs no more than its declaration. A bundle that
+   * minifies this client must keep class names (esbuild `keepNames`).
+   */
+  override name = this.constructor.name;
   constructor(
     message: string,
     readonly code: string,
@@ -15,13 +19,10 @@ export class GuardError extends Error {
 }
 
 /** The policy refuses the action outright (403 `policy_denied`): no human will be asked. */
-export class PolicyDeniedError extends GuardError {
-  override name = 'PolicyDeniedError';
-}
+export class PolicyDeniedError extends GuardError {}
 
 /** Still limited after the client's retries, or told to wait longer than it may (429). */
 export class RateLimitedError extends GuardError {
-  override name = 'RateLimitedError';
   constructor(
     message: string,
     code: string,
@@ -33,26 +34,17 @@ export class RateLimitedError extends GuardError {
   }
 }
 
-export class UnauthorizedError extends GuardError {
-  override name = 'UnauthorizedError';
-}
+export class UnauthorizedError extends GuardError {}
 
-export class InvalidRequestError extends GuardError {
-  override name = 'InvalidRequestError';
-}
+export class InvalidRequestError extends GuardError {}
 
-export class NotFoundError extends GuardError {
-  override name = 'NotFoundError';
-}
+export class NotFoundError extends GuardError {}
 
 /** The service (or Temporal behind it) stayed unreachable through the client's retries. */
-export class UnavailableError extends GuardError {
-  override name = 'UnavailableError';
-}
+export class UnavailableError extends GuardError {}
 
 /** The request was decided, and not with an approval. `outcome` holds the final state, receipt included. */
 export class OutcomeError extends GuardError {
-  override name = 'OutcomeError';
   constructor(
     message: string,
     code: string,
@@ -62,21 +54,14 @@ export class OutcomeError extends GuardError {
   }
 }
 
-export class DeniedError extends OutcomeError {
-  override name = 'DeniedError';
-}
+export class DeniedError extends OutcomeError {}
 
-export class ExpiredError extends OutcomeError {
-  override name = 'ExpiredError';
-}
+export class ExpiredError extends OutcomeError {}
 
-export class CancelledError extends OutcomeError {
-  override name = 'CancelledError';
-}
+export class CancelledError extends OutcomeError {}
 
 /** The wait bound passed with the request still open; wait again with the same token (or idempotency key). */
 export class WaitTimeoutError extends GuardError {
-  override name = 'WaitTimeoutError';
   constructor(readonly last: StateResponse | null) {
     super('no decision within the wait bound', 'wait_timeout', 0);
   }
