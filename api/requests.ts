@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
@@ -12,13 +13,19 @@ import type { temporal } from '@temporalio/proto';
 import { isTerminal, REFUSAL_REASONS, type RefusalReason } from '../domain/request-state.js';
 import { GUARD_SEARCH_ATTRIBUTE_KEYS as sa } from '../temporal/search-attributes.js';
 import type { approvalWorkflow } from '../workflows/approval.js';
+import * as msg from '../workflows/messages.js';
 import { stateQuery, type ApprovalInput, type RequestView } from '../workflows/messages.js';
 import { StateWatcher } from './state-watcher.js';
 
-export type CommandOutcome =
-  | { ok: true; view: RequestView }
-  | { ok: true; view: null; queued: true }
-  | { ok: false; reason: RefusalReason | 'not_found'; message: string };
+export type Refusal = { ok: false; reason: RefusalReason | 'not_found'; message: string };
+
+export type CommandOutcome = { ok: true; view: RequestView } | { ok: true; view: null; queued: true } | Refusal;
+
+/** A click sent as a Signal: recorded by Temporal (its outcome is asked with the click id), or refused at once. */
+export type SentClick = { ok: true; clickId: string } | Refusal;
+
+/** How long the sender of a click waits to learn its outcome (a worker may be restarting). */
+const CLICK_OUTCOME_DEADLINE_MS = 30_000;
 
 export class NotFoundError extends Error {
   override name = 'NotFoundError';
@@ -30,6 +37,8 @@ const UPDATE_DEADLINE_MS = 2000;
 /** The API's only door to Temporal: start, read, watch and message approval workflows. */
 export class RequestGateway {
   readonly watcher: StateWatcher;
+  /** Click outcome queries in flight (they run after Slack was answered). */
+  private readonly asking = new Set<{ abort: AbortController; settled: Promise<void> }>();
 
   constructor(
     private readonly client: Client,
@@ -107,6 +116,58 @@ export class RequestGateway {
     }
   }
 
+  /**
+   * Sends a click as a Signal: once Temporal has it, it is durable and will be applied (by a worker that
+   * may come back later), so the click can be answered at once. Refused here only when the request is gone.
+   */
+  async sendClick<I>(requestId: string, signal: SignalDefinition<[msg.Clicked<I>]>, input: I): Promise<SentClick> {
+    // A request this process has seen decided stays decided: no need to write a refused click into its history.
+    if (this.watcher.decided(requestId)) {
+      return { ok: false, reason: 'already_decided', message: 'this request is already decided' };
+    }
+    const clickId = randomUUID();
+    try {
+      await this.client.workflow.getHandle(requestId).signal(signal, { ...input, clickId });
+      return { ok: true, clickId };
+    } catch (err) {
+      return this.refusal(requestId, err);
+    }
+  }
+
+  /**
+   * What became of a click: the query is answered once the workflow task that applied the Signal completed
+   * (Temporal holds a query while a workflow task is pending). An applied click's view reaches local waiters.
+   */
+  async clickOutcome(requestId: string, clickId: string): Promise<msg.ClickAnswer> {
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), CLICK_OUTCOME_DEADLINE_MS);
+    const asked = this.client.connection.withAbortSignal(deadline.signal, () =>
+      this.client.workflow.getHandle(requestId).query(msg.clickOutcomeQuery, clickId),
+    );
+    const entry = { abort: deadline, settled: asked.then(noop, noop) };
+    this.asking.add(entry);
+    try {
+      const answer = await asked;
+      if (answer.outcome?.ok) this.watcher.publish(answer.view);
+      return answer;
+    } finally {
+      clearTimeout(timer);
+      this.asking.delete(entry);
+    }
+  }
+
+  /**
+   * Stops watching and lets the clicks' outcome queries finish (briefly), then cancels the rest: a call still
+   * running when the connection closes would be retried by the SDK on a closed channel.
+   */
+  async close(graceMs = 1000): Promise<void> {
+    this.watcher.close();
+    const settled = () => Promise.allSettled([...this.asking].map((e) => e.settled));
+    await Promise.race([settled(), new Promise((r) => setTimeout(r, graceMs).unref())]);
+    for (const e of this.asking) e.abort.abort();
+    await Promise.race([settled(), new Promise((r) => setTimeout(r, graceMs).unref())]);
+  }
+
   private async queueAsSignal<I>(
     handle: WorkflowHandle,
     signal: SignalDefinition<[I]>,
@@ -120,7 +181,7 @@ export class RequestGateway {
     }
   }
 
-  private async refusal(requestId: string, err: unknown): Promise<CommandOutcome> {
+  private async refusal(requestId: string, err: unknown): Promise<Refusal> {
     if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
       const type = err.cause.type as RefusalReason;
       if (REFUSAL_REASONS.includes(type)) return { ok: false, reason: type, message: err.cause.message };
@@ -202,5 +263,6 @@ export class RequestGateway {
   }
 }
 
+const noop = () => {};
 const GRPC_NOT_FOUND = 5;
 const GRPC_INVALID_ARGUMENT = 3;

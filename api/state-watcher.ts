@@ -57,6 +57,11 @@ export class StateWatcher {
     return view;
   }
 
+  /** True when this process knows the request reached a terminal state (which never changes). */
+  decided(requestId: string): boolean {
+    return this.terminal.has(requestId);
+  }
+
   /** Resolves with the first view newer than `sinceVersion`, or null when `timeoutMs` passes first. */
   waitForChange(requestId: string, sinceVersion: number, timeoutMs: number): Promise<RequestView | null> {
     return new Promise((resolve) => {

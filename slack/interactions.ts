@@ -2,7 +2,7 @@ import { App, LogLevel, type BlockAction, type ButtonAction } from '@slack/bolt'
 import type { WebClient } from '@slack/web-api';
 import { z } from 'zod';
 import { DECISION_BLOCK_PREFIX } from '../domain/slack-message.js';
-import type { CommandOutcome, RequestGateway } from '../api/requests.js';
+import type { RequestGateway, SentClick } from '../api/requests.js';
 import type { AuditLog } from '../observability/audit.js';
 import type { Metrics } from '../observability/metrics.js';
 import * as msg from '../workflows/messages.js';
@@ -48,9 +48,12 @@ export interface SlackInteractions {
 }
 
 type ButtonArgs = { ack: (r?: unknown) => Promise<void>; body: BlockAction; action: ButtonAction; client: WebClient };
-type Command = (requestId: string, userId: string, action: ButtonAction) => Promise<CommandOutcome>;
+type Command = (requestId: string, userId: string, action: ButtonAction) => Promise<SentClick>;
 
-/** The Bolt app behind `/api/slack/interactions`: clicks and modal submissions become workflow Updates. */
+/**
+ * The Bolt app behind `/api/slack/interactions`: clicks become workflow Signals (answered as soon as Temporal
+ * has them), modal submissions Updates (the modal shows their refusals in place).
+ */
 export function createSlackInteractions(deps: SlackInteractionsDeps): SlackInteractions {
   const { gateway, botToken, apiUrl } = deps;
   const receiver = new FastifyReceiver();
@@ -67,7 +70,7 @@ export function createSlackInteractions(deps: SlackInteractionsDeps): SlackInter
   });
   const slackCall = countedSlackCall(deps.metrics);
   const tell = ephemeralTeller(slackCall, Boolean(botToken));
-  const decide = (run: Command) => decisionHandler(run, tell) as never;
+  const decide = (run: Command) => clickHandler(gateway, run, tell) as never;
 
   app.action<BlockAction<ButtonAction>>(
     'approve',
@@ -75,21 +78,18 @@ export function createSlackInteractions(deps: SlackInteractionsDeps): SlackInter
       const seen = action.block_id?.startsWith(DECISION_BLOCK_PREFIX)
         ? action.block_id.slice(DECISION_BLOCK_PREFIX.length)
         : undefined;
-      return gateway.command(requestId, msg.approveUpdate, msg.approveSignal, {
-        userId,
-        ...(seen ? { seenPayloadHash: seen } : {}),
-      });
+      return gateway.sendClick(requestId, msg.approveSignal, { userId, ...(seen ? { seenPayloadHash: seen } : {}) });
     }),
   );
   app.action<BlockAction<ButtonAction>>(
     'deny',
-    decide((requestId, userId) => gateway.command(requestId, msg.denyUpdate, msg.denySignal, { userId })),
+    decide((requestId, userId) => gateway.sendClick(requestId, msg.denySignal, { userId })),
   );
   app.action<BlockAction<ButtonAction>>(
     /^persona_ack:.+$/,
     decide((requestId, userId, action) => {
       const persona = action.action_id.slice('persona_ack:'.length);
-      return gateway.command(requestId, msg.personaAckUpdate, msg.personaAckSignal, { persona, userId });
+      return gateway.sendClick(requestId, msg.personaAckSignal, { persona, userId });
     }),
   );
   registerEditHandlers(app, { ...deps, slackCall, tell });
@@ -97,13 +97,19 @@ export function createSlackInteractions(deps: SlackInteractionsDeps): SlackInter
   return { dispatch: (payload) => receiver.dispatch(payload), client: app.client };
 }
 
-/** Sends the command, answers the click with the outcome, and tells a refused clicker privately. */
-function decisionHandler(run: Command, tell: Tell) {
+export const RECEIVED_TEXT = 'Received; the request will update in a moment.';
+
+/**
+ * Sends the click as a Signal and answers Slack as soon as Temporal has it (SPEC 4: "sends the workflow
+ * message and answers at once"). Then it learns the outcome: a refused clicker is told privately, an applied
+ * click's new state reaches the agents waiting on this API process without waiting for the history.
+ */
+function clickHandler(gateway: RequestGateway, run: Command, tell: Tell) {
   return async ({ ack, body, action, client }: ButtonArgs) => {
     const requestId = action.value;
-    let outcome: CommandOutcome;
+    let sent: SentClick;
     try {
-      outcome = requestId
+      sent = requestId
         ? await run(requestId, body.user.id, action)
         : { ok: false, reason: 'not_found', message: 'button without a request id' };
     } catch {
@@ -113,19 +119,18 @@ function decisionHandler(run: Command, tell: Tell) {
       tell(client, body, text);
       return;
     }
-    const text = describe(outcome);
-    await ack(
-      outcome.ok
-        ? { ok: true, status: outcome.view?.status ?? 'queued', text }
-        : { ok: false, error: outcome.reason, text },
-    );
-    if (!outcome.ok) tell(client, body, text);
+    if (!sent.ok) {
+      const text = refusalText(sent.reason, sent.message);
+      await ack({ ok: false, error: sent.reason, text });
+      tell(client, body, text);
+      return;
+    }
+    await ack({ ok: true, status: 'received', requestId, clickId: sent.clickId, text: RECEIVED_TEXT });
+    try {
+      const { outcome } = await gateway.clickOutcome(requestId as string, sent.clickId);
+      if (outcome && !outcome.ok) tell(client, body, refusalText(outcome.reason, outcome.message));
+    } catch {
+      // The click is recorded and will be applied; only its private refusal notice (if any) is lost.
+    }
   };
-}
-
-function describe(outcome: CommandOutcome): string {
-  if (!outcome.ok) return refusalText(outcome.reason, outcome.message);
-  if (!outcome.view) return 'Received; the request will update in a moment.';
-  const v = outcome.view;
-  return `Recorded. Request is ${v.status} (${v.approvals.length} of ${v.minApprovals} approvals).`;
 }

@@ -3,6 +3,7 @@ import {
   ApplicationFailure,
   condition,
   log,
+  patched,
   proxyActivities,
   proxySinks,
   setHandler,
@@ -29,6 +30,11 @@ const slack = proxyActivities<SlackActivities>({
   scheduleToCloseTimeout: '1h',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
 });
+
+const CLICK_OUTCOMES_KEPT = 100;
+/** Changes of the command sequence; histories recorded before them replay the old way (`patched()`). */
+const TIMERS_FROM_START = 'timers-from-start';
+const ARCHIVE_BESIDE_FINAL_UPDATE = 'archive-beside-final-update';
 
 const archive = proxyActivities<ArchiveActivities>({
   startToCloseTimeout: '30s',
@@ -78,12 +84,20 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
     const t = reduce(state, plan, command, nowIso());
     if (!t.ok) throw ApplicationFailure.create({ type: t.reason, message: t.message, nonRetryable: true });
   };
-  const fromSignal = (command: Command) => {
+  // Outcomes of the latest Signals that carried a click id (bounded: a sender asks right after sending).
+  const clicks = new Map<string, msg.ClickOutcome>();
+  const fromSignal = (command: Command, clickId: string | undefined) => {
+    let outcome: msg.ClickOutcome;
     try {
-      apply(command);
+      outcome = { ok: true, version: apply(command).version };
     } catch (err) {
-      log.warn('signal refused', { command: command.type, reason: (err as ApplicationFailure).type });
+      const failure = err as ApplicationFailure;
+      log.info('signal refused', { command: command.type, reason: failure.type });
+      outcome = { ok: false, reason: failure.type ?? 'refused', message: failure.message };
     }
+    if (clickId === undefined) return;
+    clicks.set(clickId, outcome);
+    if (clicks.size > CLICK_OUTCOMES_KEPT) clicks.delete(clicks.keys().next().value as string);
   };
 
   // Before the handlers: an Update that arrived with the start is applied as soon as its handler is set.
@@ -95,23 +109,32 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
   bind(msg.cancelUpdate, msg.cancelSignal, (i) => ({ type: 'cancel', ...i }));
   bind(msg.adminDecisionUpdate, msg.adminDecisionSignal, (i) => ({ type: 'admin_decision', ...i }));
   setHandler(msg.stateQuery, view);
+  setHandler(msg.clickOutcomeQuery, (clickId: string) => ({ outcome: clicks.get(clickId) ?? null, view: view() }));
 
   function bind<I>(
     update: UpdateDefinition<msg.RequestView, [I]>,
-    signal: SignalDefinition<[I]>,
+    signal: SignalDefinition<[msg.Clicked<I>]>,
     toCommand: (input: I) => Command,
   ) {
     setHandler(update, (i: I) => apply(toCommand(i)), { validator: (i: I) => validate(toCommand(i)) });
-    setHandler(signal, (i: I) => fromSignal(toCommand(i)));
+    setHandler(signal, ({ clickId, ...i }: msg.Clicked<I>) =>
+      fromSignal(toCommand(i as I), typeof clickId === 'string' ? clickId : undefined),
+    );
   }
 
   const slackDone = syncSlackMessage();
 
   await runTimers();
 
-  await slackDone;
-  await escalationNotice;
-  await archive.archiveRequest({ input, final: view() });
+  if (patched(ARCHIVE_BESIDE_FINAL_UPDATE)) {
+    // The archive needs the message's address, not the final render: both go out in the deciding task.
+    await condition(() => slackRef !== null || slackPostFailed);
+    await Promise.all([slackDone, escalationNotice, archive.archiveRequest({ input, final: view() })]);
+  } else {
+    await slackDone;
+    await escalationNotice;
+    await archive.archiveRequest({ input, final: view() });
+  }
   upsertSearchAttributes([{ key: sa.GuardArchived, value: true }]);
   await condition(allHandlersFinished);
   return view();
@@ -124,15 +147,24 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
   async function runTimers(): Promise<void> {
     const expiresAtMs = Date.parse(input.expiresAt);
     const escalateAtMs = plan.escalation ? expiresAtMs - plan.escalation.escalateBeforeSec * 1000 : null;
-    if (escalateAtMs !== null && !(await waitUntilDecidedOr(escalateAtMs))) {
-      const t = reduce(state, plan, { type: 'escalate' }, new Date(escalateAtMs).toISOString());
-      if (t.ok) {
-        state = t.state;
-        upsertStatus(state);
-        report(t.events);
-        escalationNotice = notifyEscalation();
-      }
+    const escalate = () => {
+      const t = reduce(state, plan, { type: 'escalate' }, new Date(escalateAtMs as number).toISOString());
+      if (!t.ok) return;
+      state = t.state;
+      upsertStatus(state);
+      report(t.events);
+      escalationNotice = notifyEscalation();
+    };
+    if (patched(TIMERS_FROM_START)) {
+      // Both timers start with the request: the expiry does not inherit the escalation's lateness.
+      const escalation =
+        escalateAtMs === null ? null : waitUntilDecidedOr(escalateAtMs).then((decided) => decided || escalate());
+      const decided = await waitUntilDecidedOr(expiresAtMs);
+      await escalation;
+      if (!decided) apply({ type: 'expire' }, input.expiresAt);
+      return;
     }
+    if (escalateAtMs !== null && !(await waitUntilDecidedOr(escalateAtMs))) escalate();
     if (!(await waitUntilDecidedOr(expiresAtMs))) apply({ type: 'expire' }, input.expiresAt);
   }
 

@@ -5,8 +5,9 @@ import type { DomainEvent, RequestState } from '../domain/request-state.js';
 
 /**
  * The approval workflow's messages, shared by the workflow and its callers so names and payloads exist once.
- * Each command is both an Update (Slack and API: the caller learns the outcome at once) and a Signal of the
- * same name (operator tooling: `temporal workflow signal --name approve --input '{"userId":"U1"}'`).
+ * Each command is both an Update (API, admin and the edit modal: the caller learns the outcome at once) and a
+ * Signal of the same name (Slack clicks: durable once sent, so the click is answered at once; and operator
+ * tooling: `temporal workflow signal --name approve --input '{"userId":"U1"}'`).
  */
 export interface ApprovalInput {
   requestId: string;
@@ -43,14 +44,31 @@ export const approveWithEditsUpdate = defineUpdate<RequestView, [ApproveWithEdit
 export const cancelUpdate = defineUpdate<RequestView, [CancelInput]>('cancel');
 export const adminDecisionUpdate = defineUpdate<RequestView, [AdminDecisionInput]>('adminDecision');
 
-export const personaAckSignal = defineSignal<[PersonaAckInput]>('personaAck');
-export const approveSignal = defineSignal<[ApproveInput]>('approve');
-export const denySignal = defineSignal<[DenyInput]>('deny');
-export const approveWithEditsSignal = defineSignal<[ApproveWithEditsInput]>('approveWithEdits');
-export const cancelSignal = defineSignal<[CancelInput]>('cancel');
-export const adminDecisionSignal = defineSignal<[AdminDecisionInput]>('adminDecision');
+/**
+ * A Signal may name itself with a click id; the workflow then keeps its outcome (applied or refused, and why)
+ * for `clickOutcomeQuery`, which is how the sender learns it after having answered Slack.
+ */
+export type Clicked<I> = I & { clickId?: string };
+
+export const personaAckSignal = defineSignal<[Clicked<PersonaAckInput>]>('personaAck');
+export const approveSignal = defineSignal<[Clicked<ApproveInput>]>('approve');
+export const denySignal = defineSignal<[Clicked<DenyInput>]>('deny');
+export const approveWithEditsSignal = defineSignal<[Clicked<ApproveWithEditsInput>]>('approveWithEdits');
+export const cancelSignal = defineSignal<[Clicked<CancelInput>]>('cancel');
+export const adminDecisionSignal = defineSignal<[Clicked<AdminDecisionInput>]>('adminDecision');
 
 export const stateQuery = defineQuery<RequestView>('state');
+
+/** What became of a Signal sent with a click id. */
+export type ClickOutcome = { ok: true; version: number } | { ok: false; reason: string; message: string };
+
+/** The outcome of a click (null: no Signal with that id has been applied yet) and the state after it. */
+export interface ClickAnswer {
+  outcome: ClickOutcome | null;
+  view: RequestView;
+}
+
+export const clickOutcomeQuery = defineQuery<ClickAnswer, [string]>('clickOutcome');
 
 /** Facts the workflow reports through a sink (not replayed) for audit lines and metrics. */
 export interface GuardEventBatch {

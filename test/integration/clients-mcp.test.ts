@@ -104,10 +104,10 @@ describe('request_approval blocks until the decision', () => {
       progress.push(p),
     );
     const requestId = await requestIdByMarker(h, String(params.marker));
-    await h.click('approve', requestId, 'U_ALICE');
+    await h.clickOutcome('approve', requestId, 'U_ALICE');
     await eventually(() => progress.length > 0);
     expect(progress[0]?.message).toBe(`request ${requestId}: ready_for_approval, 1 of 2 approvals`);
-    await h.click('approve', requestId, 'U_BOB');
+    await h.clickOutcome('approve', requestId, 'U_BOB');
     expect((await answering).data).toMatchObject({ requestId, status: 'approved' });
     const text = textOf(messageOf(h, requestId)!);
     expect(text).toContain('acme/agent-repo');

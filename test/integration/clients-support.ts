@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { CreateRequestInput } from '../../domain/api-schemas.js';
 import { sendInteraction, viewSubmissionPayload } from '../helpers/slack.js';
 import { SIGNING_SECRET, type Harness } from './harness.js';
-import { buttonsOf, interactionJson } from './slack-support.js';
+import { buttonsOf } from './slack-support.js';
 
 export const AGENT_KEY = 'agent-key-for-client-tests';
 export const AGENT_ENV = { AGENT_API_KEYS: `ci-bot:${AGENT_KEY}` };
@@ -103,7 +103,7 @@ export async function decide(h: Harness, requestId: string, decision: Decision):
     return;
   }
   const res = await h.click(decision, requestId, 'U_ALICE');
-  const answer = interactionJson(res);
+  const answer = await h.outcomeOf(res);
   if (!answer.ok) throw new Error(`${decision} refused: ${JSON.stringify(answer)}`);
 }
 

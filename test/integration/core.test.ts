@@ -13,8 +13,6 @@ afterAll(async () => {
 
 const wait = (token: string, timeoutSec = 10) =>
   h.get(`/api/guard/wait?token=${encodeURIComponent(token)}&timeoutSec=${timeoutSec}`);
-const json = (r: { body: string }) =>
-  JSON.parse(r.body) as { ok?: boolean; error?: string; text?: string; status?: string };
 
 describe('decisions through signed Slack clicks', () => {
   test('approve: the waiting agent gets the outcome and the effective params', async () => {
@@ -23,7 +21,7 @@ describe('decisions through signed Slack clicks', () => {
     const waiting = wait(req.token);
     const click = await h.click('approve', req.requestId, 'U_ALICE');
     expect(click.status).toBe(200);
-    expect(json(click)).toMatchObject({ ok: true, status: 'approved' });
+    expect(await h.outcomeOf(click)).toMatchObject({ ok: true, status: 'approved' });
     const res = await waiting;
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({
@@ -39,21 +37,21 @@ describe('decisions through signed Slack clicks', () => {
   test('deny ends the request as denied', async () => {
     const req = await h.create('simple');
     const click = await h.click('deny', req.requestId, 'U_BOB');
-    expect(json(click)).toMatchObject({ ok: true, status: 'denied' });
+    expect(await h.outcomeOf(click)).toMatchObject({ ok: true, status: 'denied' });
     const res = await wait(req.token);
     expect(res.body).toMatchObject({ status: 'denied', decidedBy: 'U_BOB' });
     const again = await h.click('approve', req.requestId, 'U_ALICE');
     expect(again.status).toBe(200);
-    expect(json(again)).toMatchObject({ ok: false, error: 'already_decided' });
+    expect(await h.outcomeOf(again)).toMatchObject({ ok: false, error: 'already_decided' });
   });
 
   test('quorum 2: a repeated click is a duplicate, the second approver decides', async () => {
     const req = await h.create('quorum2');
-    expect(json(await h.click('approve', req.requestId, 'U_ALICE'))).toMatchObject({
+    expect(await h.clickOutcome('approve', req.requestId, 'U_ALICE')).toMatchObject({
       ok: true,
       status: 'ready_for_approval',
     });
-    expect(json(await h.click('approve', req.requestId, 'U_ALICE'))).toMatchObject({ ok: false, error: 'duplicate' });
+    expect(await h.clickOutcome('approve', req.requestId, 'U_ALICE')).toMatchObject({ ok: false, error: 'duplicate' });
     const status = await h.get(`/api/guard/status?requestId=${req.requestId}`);
     expect(status.body).toMatchObject({
       approvalsCount: 1,
@@ -61,7 +59,7 @@ describe('decisions through signed Slack clicks', () => {
       approvers: ['U_ALICE'],
       status: 'ready_for_approval',
     });
-    expect(json(await h.click('approve', req.requestId, 'U_BOB'))).toMatchObject({ ok: true, status: 'approved' });
+    expect(await h.clickOutcome('approve', req.requestId, 'U_BOB')).toMatchObject({ ok: true, status: 'approved' });
     const res = await wait(req.token);
     expect(res.body.approvers).toEqual(['U_ALICE', 'U_BOB']);
   });
@@ -69,26 +67,26 @@ describe('decisions through signed Slack clicks', () => {
   test('persona gating: approval refused until every required persona acked, members only', async () => {
     const req = await h.create('personas');
     expect(req.status).toBe('awaiting_personas');
-    expect(json(await h.click('approve', req.requestId, 'U_ALICE'))).toMatchObject({ ok: false, error: 'not_ready' });
+    expect(await h.clickOutcome('approve', req.requestId, 'U_ALICE')).toMatchObject({ ok: false, error: 'not_ready' });
     // DBA has members: an approver who is not one may not ack it.
-    expect(json(await h.click('persona_ack:DBA', req.requestId, 'U_ALICE'))).toMatchObject({
+    expect(await h.clickOutcome('persona_ack:DBA', req.requestId, 'U_ALICE')).toMatchObject({
       ok: false,
       error: 'not_authorized',
     });
-    expect(json(await h.click('persona_ack:DBA', req.requestId, 'U_DBA'))).toMatchObject({
+    expect(await h.clickOutcome('persona_ack:DBA', req.requestId, 'U_DBA')).toMatchObject({
       ok: true,
       status: 'awaiting_personas',
     });
-    expect(json(await h.click('persona_ack:DBA', req.requestId, 'U_DBA'))).toMatchObject({
+    expect(await h.clickOutcome('persona_ack:DBA', req.requestId, 'U_DBA')).toMatchObject({
       ok: false,
       error: 'already_acked',
     });
     // Security has no members: any allowed approver may ack it.
-    expect(json(await h.click('persona_ack:Security', req.requestId, 'U_BOB'))).toMatchObject({
+    expect(await h.clickOutcome('persona_ack:Security', req.requestId, 'U_BOB')).toMatchObject({
       ok: true,
       status: 'ready_for_approval',
     });
-    expect(json(await h.click('approve', req.requestId, 'U_ALICE'))).toMatchObject({ ok: true, status: 'approved' });
+    expect(await h.clickOutcome('approve', req.requestId, 'U_ALICE')).toMatchObject({ ok: true, status: 'approved' });
     const status = await h.get(`/api/guard/status?requestId=${req.requestId}`);
     expect(status.body.personaState).toMatchObject({
       DBA: { acked: true, by: 'U_DBA' },
@@ -98,16 +96,19 @@ describe('decisions through signed Slack clicks', () => {
 
   test('self-approval refused unless the action allows it', async () => {
     const req = await h.create('simple');
-    expect(json(await h.click('approve', req.requestId, 'U_REQ'))).toMatchObject({ ok: false, error: 'self_approval' });
+    expect(await h.clickOutcome('approve', req.requestId, 'U_REQ')).toMatchObject({
+      ok: false,
+      error: 'self_approval',
+    });
     const ok = await h.create('self_ok');
-    expect(json(await h.click('approve', ok.requestId, 'U_REQ'))).toMatchObject({ ok: true, status: 'approved' });
+    expect(await h.clickOutcome('approve', ok.requestId, 'U_REQ')).toMatchObject({ ok: true, status: 'approved' });
   });
 
   test('a non-approver is refused and the refusal reaches the clicker as an ephemeral message', async () => {
     const req = await h.create('simple');
     const res = await h.click('approve', req.requestId, 'U_MALLORY');
     expect(res.status).toBe(200);
-    expect(json(res)).toMatchObject({ ok: false, error: 'not_authorized' });
+    expect(await h.outcomeOf(res)).toMatchObject({ ok: false, error: 'not_authorized' });
     const eph = await h.fakeSlack.waitFor((c) => c.method === 'chat.postEphemeral' && c.args.user === 'U_MALLORY');
     expect(String(eph.args.text)).toMatch(/not authorized/i);
     expect((await h.get(`/api/guard/status?requestId=${req.requestId}`)).body.status).toBe('ready_for_approval');
@@ -116,7 +117,7 @@ describe('decisions through signed Slack clicks', () => {
   test('a click on a message showing stale params is refused', async () => {
     const req = await h.create('simple');
     const res = await h.click('approve', req.requestId, 'U_ALICE', { blockId: 'decide:sha256:0000' });
-    expect(json(res)).toMatchObject({ ok: false, error: 'stale_payload' });
+    expect(await h.outcomeOf(res)).toMatchObject({ ok: false, error: 'stale_payload' });
   });
 });
 
@@ -127,7 +128,7 @@ describe('expiry', () => {
     expect(res.body).toMatchObject({ status: 'expired', decidedBy: 'system' });
     const lateness = Date.parse(res.body.decidedAt) - Date.parse(req.expiresAt);
     expect(lateness).toBeGreaterThanOrEqual(0);
-    expect(json(await h.click('approve', req.requestId, 'U_ALICE'))).toMatchObject({
+    expect(await h.clickOutcome('approve', req.requestId, 'U_ALICE')).toMatchObject({
       ok: false,
       error: 'already_decided',
     });

@@ -103,12 +103,20 @@ async function outcome(api: ApiClient, token: string, timeoutMs = 40_000) {
   return res.body;
 }
 
-/** A second approval decides a request that held one; the click may be queued if the worker is still warming up. */
+/**
+ * A click answered as Slack sees it (recorded by Temporal, applied by the workflow), then the state it led to:
+ * a status read waits for the workflow task that applies the click.
+ */
+async function clickThen(api: ApiClient, actionId: string, requestId: string, userId: string) {
+  const click = await api.click(actionId, requestId, userId);
+  expect(click).toMatchObject({ status: 200, body: { ok: true, status: 'received', requestId } });
+  return statusOf(api, requestId);
+}
+
+/** A second approval decides a request that held one. */
 async function completeQuorum(api: ApiClient, req: Created, second: string, first: string): Promise<void> {
   const click = await api.click('approve', req.requestId, second);
-  expect(click.status).toBe(200);
-  expect(click.body).toMatchObject({ ok: true });
-  expect(['approved', 'queued']).toContain(click.body.status);
+  expect(click).toMatchObject({ status: 200, body: { ok: true, status: 'received' } });
   expect(await outcome(api, req.token)).toMatchObject({
     status: 'approved',
     approvers: [first, second],
@@ -169,8 +177,7 @@ describe('worker killed with SIGKILL mid-request', () => {
     const first = startWorkerProc(workerEnv);
     await first.waitForLine(/polling task queue/, 60_000);
     const partial = await create(api, 'quorum2');
-    expect((await api.click('approve', partial.requestId, 'U_ALICE')).body).toMatchObject({
-      ok: true,
+    expect(await clickThen(api, 'approve', partial.requestId, 'U_ALICE')).toMatchObject({
       status: 'ready_for_approval',
     });
     const timed = await create(api, 'timer');
@@ -184,11 +191,11 @@ describe('worker killed with SIGKILL mid-request', () => {
     // The timer was still pending when its worker died: the new worker is the one to act on it.
     expect(Date.now()).toBeLessThan(Date.parse(timed.expiresAt));
 
-    // With no worker, a click cannot be answered in time: it is queued as a durable signal.
+    // With no worker, a click is still answered at once: Temporal holds it as a durable signal.
     const queued = await create(api, 'quorum2');
-    expect((await api.click('approve', queued.requestId, 'U_CAROL')).body).toMatchObject({
-      ok: true,
-      status: 'queued',
+    expect(await api.click('approve', queued.requestId, 'U_CAROL')).toMatchObject({
+      status: 200,
+      body: { ok: true, status: 'received' },
     });
 
     const second = startWorkerProc(workerEnv);
@@ -233,15 +240,11 @@ describe('Temporal dev server stopped and restarted on the same SQLite file', ()
     const api = apiClient(h.url, SIGNING_SECRET);
 
     const partial = await create(api, 'quorum2');
-    expect((await api.click('approve', partial.requestId, 'U_ALICE')).body).toMatchObject({
-      ok: true,
+    expect(await clickThen(api, 'approve', partial.requestId, 'U_ALICE')).toMatchObject({
       status: 'ready_for_approval',
     });
     const decided = await create(api, 'simple');
-    expect((await api.click('approve', decided.requestId, 'U_BOB')).body).toMatchObject({
-      ok: true,
-      status: 'approved',
-    });
+    expect(await clickThen(api, 'approve', decided.requestId, 'U_BOB')).toMatchObject({ status: 'approved' });
     const timed = await create(api, 'timer');
     expect((await api.status(timed.requestId)).body).toMatchObject({ status: 'ready_for_approval' });
     // A long-poll open across the outage: its history watch must ride it out and wake on the expiry.
@@ -286,7 +289,10 @@ describe('Temporal dev server stopped and restarted on the same SQLite file', ()
     await completeQuorum(api, partial, 'U_CAROL', 'U_ALICE');
     // The in-process worker reconnected by itself: a request made after the restart is decided as usual.
     const fresh = await create(api, 'simple');
-    expect((await api.click('approve', fresh.requestId, 'U_ALICE')).body).toMatchObject({ ok: true });
+    expect((await api.click('approve', fresh.requestId, 'U_ALICE')).body).toMatchObject({
+      ok: true,
+      status: 'received',
+    });
     expect(await outcome(api, fresh.token)).toMatchObject({ status: 'approved' });
     expect(await timedWaiter).toMatchObject({ status: 200, body: { status: 'expired', decidedBy: 'system' } });
     await expectExpiredOnTime(api, timed);
@@ -353,15 +359,11 @@ describe('npm start: SIGKILL of its whole process group, then a second run', () 
 
     const first = await startService(env, ports);
     const partial = await create(first.api, 'quorum2');
-    expect((await first.api.click('approve', partial.requestId, 'U_ALICE')).body).toMatchObject({
-      ok: true,
+    expect(await clickThen(first.api, 'approve', partial.requestId, 'U_ALICE')).toMatchObject({
       status: 'ready_for_approval',
     });
     const decided = await create(first.api, 'simple');
-    expect((await first.api.click('deny', decided.requestId, 'U_BOB')).body).toMatchObject({
-      ok: true,
-      status: 'denied',
-    });
+    expect(await clickThen(first.api, 'deny', decided.requestId, 'U_BOB')).toMatchObject({ status: 'denied' });
     const timed = await create(first.api, 'timer');
     expect((await first.api.status(timed.requestId)).body).toMatchObject({ status: 'ready_for_approval' });
 

@@ -13,6 +13,7 @@ import { WORKFLOW_TRACING_MODULE, type Tracing } from '../../observability/traci
 import { startWorker, type RunningWorker } from '../../worker/run.js';
 import { workflowsPath } from '../../worker/worker.js';
 import { blockActionPayload, sendInteraction, type InteractionResponse } from '../helpers/slack.js';
+import { clickResult, type AskClick, type ClickResult } from './clicks.js';
 
 export const SIGNING_SECRET = 'test-signing-secret';
 export const ADMIN_TOKEN = 'test-admin-token';
@@ -77,6 +78,10 @@ export interface Harness {
   get(path: string): Promise<JsonResponse>;
   create(action: string, overrides?: Record<string, unknown>, headers?: Record<string, string>): Promise<Created>;
   click(actionId: string, requestId: string, userId: string, opts?: { blockId?: string }): Promise<InteractionResponse>;
+  /** Clicks, then learns what became of the click, as the API does after answering Slack. */
+  clickOutcome(actionId: string, requestId: string, userId: string, opts?: { blockId?: string }): Promise<ClickResult>;
+  /** What became of a click already sent, from Slack's answer (its text, or the parsed JSON). */
+  outcomeOf(res: { body: unknown }): Promise<ClickResult>;
   close(): Promise<void>;
 }
 
@@ -85,6 +90,8 @@ export interface JsonResponse {
   body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
   headers: Headers;
 }
+
+export type { ClickResult };
 
 export interface Created {
   token: string;
@@ -189,6 +196,7 @@ export async function startHarness(
     return { status: res.status, body: parsed, headers: res.headers } as JsonResponse;
   };
 
+  const ask: AskClick = (requestId, clickId) => api.gateway.clickOutcome(requestId, clickId);
   const harness: Harness = {
     url,
     config,
@@ -218,6 +226,10 @@ export async function startHarness(
           ...(o.blockId ? { blockId: o.blockId } : {}),
         }),
       ),
+    async clickOutcome(actionId, requestId, userId, o) {
+      return clickResult(ask, (await harness.click(actionId, requestId, userId, o)).body);
+    },
+    outcomeOf: (res) => clickResult(ask, res.body),
     async close() {
       await api.close();
       await worker.shutdown();

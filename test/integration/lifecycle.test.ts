@@ -117,7 +117,7 @@ describe('POST /api/guard/cancel', () => {
 
   test('a decided request cannot be cancelled: 409 already_decided', async () => {
     const req = await h.create('simple');
-    await h.click('deny', req.requestId, 'U_ALICE');
+    await h.clickOutcome('deny', req.requestId, 'U_ALICE');
     const res = await h.post('/api/guard/cancel', { token: req.token });
     expect(res.status).toBe(409);
     expect(res.body.error).toBe('already_decided');
@@ -140,7 +140,7 @@ describe('POST /api/guard/rerequest', () => {
     h.post('/api/guard/rerequest', { originalRequestId, actor });
   const denied = async (action: string) => {
     const req = await h.create(action);
-    await h.click('deny', req.requestId, 'U_ALICE');
+    expect(await h.clickOutcome('deny', req.requestId, 'U_ALICE')).toMatchObject({ ok: true, status: 'denied' });
     return req;
   };
 
@@ -164,7 +164,7 @@ describe('POST /api/guard/rerequest', () => {
     // The new token works, and a re-request of the re-request stays in the original's lineage.
     const waited = await h.get(`/api/guard/wait?token=${encodeURIComponent(res.body.token)}&timeoutSec=0`);
     expect(waited.body.requestId).toBe(res.body.requestId);
-    await h.click('deny', res.body.requestId, 'U_BOB');
+    await h.clickOutcome('deny', res.body.requestId, 'U_BOB');
     const second = await rerequest(res.body.requestId);
     expect(second.status).toBe(200);
     expect(second.body).toMatchObject({ requestId: `${original.requestId}_r2`, lineageId: original.requestId });
@@ -297,11 +297,11 @@ describe('GET /api/guard/wait-sse', () => {
 
     const connected = await stream.next();
     expect(connected).toMatchObject({ event: 'state', data: { status: 'awaiting_personas', approvalsCount: 0 } });
-    await h.click('persona_ack:DBA', req.requestId, 'U_DBA');
+    await h.clickOutcome('persona_ack:DBA', req.requestId, 'U_DBA');
     expect(await stream.next()).toMatchObject({ data: { status: 'ready_for_approval', approvalsCount: 0 } });
-    await h.click('approve', req.requestId, 'U_ALICE');
+    await h.clickOutcome('approve', req.requestId, 'U_ALICE');
     expect(await stream.next()).toMatchObject({ data: { status: 'ready_for_approval', approvers: ['U_ALICE'] } });
-    await h.click('approve', req.requestId, 'U_BOB');
+    await h.clickOutcome('approve', req.requestId, 'U_BOB');
     const outcome = await stream.next();
     expect(outcome).toMatchObject({ data: { status: 'approved', approvers: ['U_ALICE', 'U_BOB'], terminal: true } });
     expect(stream.events[3]?.data.receipt).toEqual(expect.any(String));
@@ -336,7 +336,7 @@ describe('GET /api/guard/wait-sse', () => {
 
   test('a decided request: one state event with the receipt, then the stream closes', async () => {
     const req = await h.create('simple');
-    await h.click('approve', req.requestId, 'U_ALICE');
+    await h.clickOutcome('approve', req.requestId, 'U_ALICE');
     const stream = await openSse(req.token);
     expect(await stream.next()).toMatchObject({ event: 'state', data: { status: 'approved' } });
     expect(await stream.next()).toBe('end');
@@ -391,7 +391,7 @@ describe('admin request routes', () => {
     const requester = uniqueRequester();
     const a = await createFor('simple', requester);
     const b = await createFor('gated', requester);
-    await h.click('deny', a.requestId, 'U_ALICE');
+    await h.clickOutcome('deny', a.requestId, 'U_ALICE');
 
     const all = await eventually(
       () => adminGet(`/api/admin/requests?requester=${requester}`),
@@ -428,7 +428,7 @@ describe('admin request routes', () => {
 
   test('one request: its state, redaction-safe params and a readable history', async () => {
     const req = await h.create('simple');
-    await h.click('approve', req.requestId, 'U_ALICE');
+    await h.clickOutcome('approve', req.requestId, 'U_ALICE');
     const res = await adminGet(`/api/admin/requests/${req.requestId}`);
     expect(res.status).toBe(200);
     expect(res.body.request).toMatchObject({
@@ -443,7 +443,7 @@ describe('admin request routes', () => {
     expect(lines[0]).toMatchObject({ eventId: 1, type: 'WorkflowExecutionStarted' });
     expect(lines[0]?.summary).toContain('simple requested by U_REQ');
     expect(
-      lines.some((l) => l.type === 'WorkflowExecutionUpdateAccepted' && l.summary === 'update approve userId=U_ALICE'),
+      lines.some((l) => l.type === 'WorkflowExecutionSignaled' && l.summary === 'signal approve userId=U_ALICE'),
     ).toBe(true);
     expect(lines.some((l) => l.type === 'ActivityTaskScheduled' && l.summary === 'postRequestMessage')).toBe(true);
     expect(lines.some((l) => l.type === 'WorkflowTaskCompleted')).toBe(false);

@@ -86,7 +86,7 @@ async function clickOn(baseUrl: string, actionId: string, requestId: string, use
   const payload = blockActionPayload({ actionId, value: requestId, userId, channelId: 'C_APPROVALS' });
   const res = await sendInteraction(baseUrl, SIGNING_SECRET, payload);
   expect(res.status).toBe(200);
-  expect(res.json).toMatchObject({ ok: true });
+  expect(await h.outcomeOf(res)).toMatchObject({ ok: true });
 }
 
 function submitEdit(requestId: string, steps: string) {

@@ -12,6 +12,7 @@ import { createMetrics } from '../../observability/metrics.js';
 import { freePort } from '../../temporal/dev-server.js';
 import { startWorker, type RunningWorker } from '../../worker/run.js';
 import { blockActionPayload, sendInteraction } from '../helpers/slack.js';
+import { clickResult, connectClicks } from './clicks.js';
 import { ADMIN_TOKEN, requestBody, SIGNING_SECRET, startHarness, workflowBundle, type Harness } from './harness.js';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -41,7 +42,6 @@ actions:
 `;
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
-const clickJson = (r: { body: string }) => JSON.parse(r.body) as { ok?: boolean; status?: string; error?: string };
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -69,7 +69,7 @@ describe('reload through the admin API', () => {
   };
   const reloadsApi = async () =>
     metricValue((await h.get('/metrics')).body as string, 'policy_reloads_total{source="api"}');
-  const approve = async (requestId: string, user: string) => clickJson(await h.click('approve', requestId, user));
+  const approve = (requestId: string, user: string) => h.clickOutcome('approve', requestId, user);
 
   beforeAll(async () => {
     h = await startHarness({ policy: V1 });
@@ -228,6 +228,7 @@ describe('reload by SIGHUP in a real API process', () => {
   let auditPath: string;
   let url: string;
   let output = '';
+  let clicks: Awaited<ReturnType<typeof connectClicks>>;
 
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${url}${path}`, {
@@ -249,12 +250,15 @@ describe('reload by SIGHUP in a real API process', () => {
   const reloads = async () =>
     metricValue((await call('GET', '/metrics')).text, 'policy_reloads_total{source="sighup"}');
   const approve = async (requestId: string, user: string) =>
-    clickJson(
-      await sendInteraction(
-        url,
-        SIGNING_SECRET,
-        blockActionPayload({ actionId: 'approve', value: requestId, userId: user, channelId: 'C_APPROVALS' }),
-      ),
+    clickResult(
+      clicks.ask,
+      (
+        await sendInteraction(
+          url,
+          SIGNING_SECRET,
+          blockActionPayload({ actionId: 'approve', value: requestId, userId: user, channelId: 'C_APPROVALS' }),
+        )
+      ).body,
     );
   const hangUp = async (expected: string) => {
     const seen = (await auditLines()).filter((l) => l.event === expected).length;
@@ -291,6 +295,7 @@ describe('reload by SIGHUP in a real API process', () => {
       SLACK_API_URL: fakeSlack.url,
       RETENTION_ARCHIVE_DIR: join(dir, 'archive'),
     };
+    clicks = await connectClicks();
     workerAudit = createAuditLog({ file: join(dir, 'worker-audit.ndjson') });
     worker = await startWorker({
       config: loadConfig(env),
@@ -328,6 +333,7 @@ describe('reload by SIGHUP in a real API process', () => {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
     await worker?.shutdown();
+    await clicks?.close();
     await workerAudit?.close();
     await fakeSlack?.close();
   }, 30_000);

@@ -29,7 +29,7 @@ const verify = async (receipt: unknown) => h.post('/api/guard/verify', { receipt
 
 async function decided(decision: 'approve' | 'deny', params?: Record<string, unknown>) {
   const req = await h.create('simple', params ? { params } : {});
-  await h.click(decision, req.requestId, 'U_ALICE');
+  await h.clickOutcome(decision, req.requestId, 'U_ALICE');
   return { req, body: await wait(req.token) };
 }
 

@@ -157,7 +157,8 @@ test('a Slack payload replayed to the second replica is refused with 400 replay_
   const { raw, headers } = signedClick(created.body.requestId as string);
   const first = await post(h.url, INTERACTIONS_PATH, raw, headers);
   expect(first.status).toBe(200);
-  expect(first.body).toMatchObject({ ok: true, status: 'approved' });
+  expect(first.body).toMatchObject({ ok: true, status: 'received' });
+  expect(await h.outcomeOf(first)).toMatchObject({ ok: true, status: 'approved' });
   const before = await securityEvents(secondMetrics, 'replay');
   const replayed = await post(second.url, INTERACTIONS_PATH, raw, headers);
   expect(replayed).toMatchObject({ status: 400, body: { error: 'replay_detected' } });
@@ -187,7 +188,8 @@ test('Redis down: limits are skipped, Slack deliveries answer 503 (never uncheck
     await sleep(250);
     accepted = await post(second.url, INTERACTIONS_PATH, click.raw, click.headers);
   }
-  expect(accepted).toMatchObject({ status: 200, body: { ok: true, status: 'approved' } });
+  expect(accepted).toMatchObject({ status: 200, body: { ok: true, status: 'received' } });
+  expect(await h.outcomeOf(accepted)).toMatchObject({ ok: true, status: 'approved' });
   expect(await post(h.url, INTERACTIONS_PATH, click.raw, click.headers)).toMatchObject({
     status: 400,
     body: { error: 'replay_detected' },

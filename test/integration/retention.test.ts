@@ -16,7 +16,8 @@ import { GUARD_SEARCH_ATTRIBUTE_KEYS as sa } from '../../temporal/search-attribu
 import type { purgeSweeperWorkflow } from '../../workflows/purge-sweeper.js';
 import { startHarness, type Harness } from './harness.js';
 
-// The main harness's schedule (hourly) stays out of the way: its tests run sweeps themselves, so counts are exact.
+// The main harness's schedule is paused (hourly, it would still fire at the top of the hour, aligned to the epoch):
+// its tests run sweeps themselves, so counts are exact.
 // The broken-archive harness sweeps every 3 s on its own schedule.
 const WINDOW = { RETENTION_MAX_AGE_SEC: '2', RETENTION_SWEEP_INTERVAL_SEC: '3600' };
 const SHORT_INTERVAL = { RETENTION_MAX_AGE_SEC: '2', RETENTION_SWEEP_INTERVAL_SEC: '3' };
@@ -31,6 +32,7 @@ beforeAll(async () => {
   schedulesToDelete.push(purgeScheduleId(h.config.TEMPORAL_TASK_QUEUE));
   connection = await Connection.connect({ address: process.env.TEMPORAL_TEST_ADDRESS! });
   client = new Client({ connection, namespace: h.config.TEMPORAL_NAMESPACE });
+  await client.schedule.getHandle(purgeScheduleId(h.config.TEMPORAL_TASK_QUEUE)).pause('tests sweep by themselves');
 }, 60_000);
 
 afterAll(async () => {
@@ -113,8 +115,8 @@ test('every terminal request is archived exactly once, with its final record', a
   const archivedBefore = await counter(h.metrics.archivedRequests);
   const approvedId = await approved(h);
   const denied = await h.create('quorum2');
-  await h.click('approve', denied.requestId, 'U_ALICE');
-  await h.click('deny', denied.requestId, 'U_BOB');
+  await h.clickOutcome('approve', denied.requestId, 'U_ALICE');
+  await h.clickOutcome('deny', denied.requestId, 'U_BOB');
   await client.workflow.getHandle(approvedId).result();
   await client.workflow.getHandle(denied.requestId).result();
 
@@ -177,6 +179,7 @@ test('after the window an archived request is purged; open and unarchived ones a
 
 test('the worker keeps the purge schedule at the configured interval; triggering it runs a sweep', async () => {
   const handle = client.schedule.getHandle(purgeScheduleId(h.config.TEMPORAL_TASK_QUEUE));
+  await handle.unpause('the purge counts are checked');
   const schedule = await handle.describe();
   expect(schedule.spec.intervals).toEqual([expect.objectContaining({ every: 3600_000 })]);
   expect(schedule.action).toMatchObject({

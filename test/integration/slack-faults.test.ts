@@ -3,7 +3,7 @@
  * never wait for Slack, nothing is lost, and the message ends up right once Slack answers again.
  */
 import { startHarness, type Harness } from './harness.js';
-import { actionIds, counter, eventually, interactionJson, textOf, waitForMessage } from './slack-support.js';
+import { actionIds, counter, eventually, textOf, waitForMessage } from './slack-support.js';
 
 const POLICY = `
 routing:
@@ -56,7 +56,7 @@ describe('429 with Retry-After', () => {
     const m = await waitForMessage(h, req.requestId);
     const since = Date.now();
     h.fakeSlack.failNext('chat.update', { status: 429, retryAfterSec: 1 });
-    expect(interactionJson(await h.click('approve', req.requestId, 'U0ALICE'))).toMatchObject({
+    expect(await h.clickOutcome('approve', req.requestId, 'U0ALICE')).toMatchObject({
       ok: true,
       status: 'approved',
     });
@@ -74,8 +74,8 @@ describe('Slack down for a while', () => {
     h.fakeSlack.failFor('chat.postMessage', { status: 503 }, 4000);
     h.fakeSlack.failFor('chat.update', { status: 503 }, 4000);
     const req = await h.create('quorum2');
-    expect(interactionJson(await h.click('approve', req.requestId, 'U0ALICE'))).toMatchObject({ ok: true });
-    expect(interactionJson(await h.click('approve', req.requestId, 'U0BOB'))).toMatchObject({
+    expect(await h.clickOutcome('approve', req.requestId, 'U0ALICE')).toMatchObject({ ok: true });
+    expect(await h.clickOutcome('approve', req.requestId, 'U0BOB')).toMatchObject({
       ok: true,
       status: 'approved',
     });
@@ -96,12 +96,12 @@ describe('Slack down for a while', () => {
     const m = await waitForMessage(h, req.requestId);
     const since = Date.now();
     h.fakeSlack.failFor('chat.update', { status: 502 }, 4000);
-    expect(interactionJson(await h.click('persona_ack:DBA', req.requestId, 'U0DBA'))).toMatchObject({ ok: true });
-    expect(interactionJson(await h.click('persona_ack:Security', req.requestId, 'U0BOB'))).toMatchObject({
+    expect(await h.clickOutcome('persona_ack:DBA', req.requestId, 'U0DBA')).toMatchObject({ ok: true });
+    expect(await h.clickOutcome('persona_ack:Security', req.requestId, 'U0BOB')).toMatchObject({
       ok: true,
       status: 'ready_for_approval',
     });
-    expect(interactionJson(await h.click('approve', req.requestId, 'U0ALICE'))).toMatchObject({
+    expect(await h.clickOutcome('approve', req.requestId, 'U0ALICE')).toMatchObject({
       ok: true,
       status: 'approved',
     });

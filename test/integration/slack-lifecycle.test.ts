@@ -3,16 +3,7 @@
  * update after a signed click, which buttons are offered when, and the final line naming who decided.
  */
 import { startHarness, type Harness } from './harness.js';
-import {
-  actionIds,
-  buttonsOf,
-  counter,
-  eventually,
-  interactionJson,
-  messageOf,
-  textOf,
-  waitForMessage,
-} from './slack-support.js';
+import { actionIds, buttonsOf, counter, eventually, messageOf, textOf, waitForMessage } from './slack-support.js';
 
 const POLICY = `
 routing:
@@ -121,7 +112,7 @@ describe('updates after each click', () => {
     expect(textOf(initial)).toMatch(/DBA\* pending/);
     expect(textOf(initial)).toMatch(/Security\* pending/);
 
-    expect(interactionJson(await h.click('persona_ack:DBA', req.requestId, 'U0DBA'))).toMatchObject({ ok: true });
+    expect(await h.clickOutcome('persona_ack:DBA', req.requestId, 'U0DBA')).toMatchObject({ ok: true });
     const afterDba = await waitForMessage(h, req.requestId, (m) => textOf(m).includes('acknowledged by <@U0DBA>'));
     expect(actionIds(afterDba)).toEqual(['persona_ack:Security']);
 
@@ -206,7 +197,7 @@ describe('refusals reach the clicker as an ephemeral message', () => {
     const since = Date.now();
     const res = await h.click('approve', req.requestId, user);
     expect(res.status).toBe(200);
-    expect(interactionJson(res)).toMatchObject({ ok: false, error });
+    expect(await h.outcomeOf(res)).toMatchObject({ ok: false, error });
     const eph = await ephemeralFor(user, since);
     expect(eph.args).toMatchObject({ channel: 'C_APPROVALS', user });
     expect(String(eph.args.text)).toMatch(text);
@@ -216,18 +207,18 @@ describe('refusals reach the clicker as an ephemeral message', () => {
     const q = await h.create('quorum2');
     await h.click('approve', q.requestId, 'U0CAROL');
     let since = Date.now();
-    expect(interactionJson(await h.click('approve', q.requestId, 'U0CAROL'))).toMatchObject({ error: 'duplicate' });
+    expect(await h.clickOutcome('approve', q.requestId, 'U0CAROL')).toMatchObject({ error: 'duplicate' });
     expect(String((await ephemeralFor('U0CAROL', since)).args.text)).toMatch(/already approved/i);
 
     const p = await h.create('personas');
     since = Date.now();
-    expect(interactionJson(await h.click('approve', p.requestId, 'U0BOB'))).toMatchObject({ error: 'not_ready' });
+    expect(await h.clickOutcome('approve', p.requestId, 'U0BOB')).toMatchObject({ error: 'not_ready' });
     expect(String((await ephemeralFor('U0BOB', since)).args.text)).toMatch(/personas must acknowledge/i);
 
     const s = await h.create('simple');
     await h.click('deny', s.requestId, 'U0ALICE');
     since = Date.now();
-    expect(interactionJson(await h.click('approve', s.requestId, 'U0BOB'))).toMatchObject({
+    expect(await h.clickOutcome('approve', s.requestId, 'U0BOB')).toMatchObject({
       error: 'already_decided',
     });
     expect(String((await ephemeralFor('U0BOB', since)).args.text)).toMatch(/already been decided/i);

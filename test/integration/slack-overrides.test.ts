@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { blockActionPayload, sendInteraction, viewSubmissionPayload, type InputValues } from '../helpers/slack.js';
 import { SIGNING_SECRET, startHarness, type Harness } from './harness.js';
-import { actionIds, buttonsOf, counter, eventually, interactionJson, textOf, waitForMessage } from './slack-support.js';
+import { actionIds, buttonsOf, counter, eventually, textOf, waitForMessage } from './slack-support.js';
 
 const POLICY = `
 routing:
@@ -190,9 +190,9 @@ describe('override_submit', () => {
     expect(buttonsOf(m)[0]?.blockId).toBe(`decide:${edited.payloadHash}`);
 
     const stale = await h.click('approve', req.requestId, 'U0ALICE', { blockId: oldBlock });
-    expect(interactionJson(stale)).toMatchObject({ ok: false, error: 'stale_payload' });
+    expect(await h.outcomeOf(stale)).toMatchObject({ ok: false, error: 'stale_payload' });
     const fresh = await h.click('approve', req.requestId, 'U0ALICE', { blockId: `decide:${edited.payloadHash}` });
-    expect(interactionJson(fresh)).toMatchObject({ ok: true, status: 'approved' });
+    expect(await h.outcomeOf(fresh)).toMatchObject({ ok: true, status: 'approved' });
     const final = await wait(req.token);
     expect(final).toMatchObject({ status: 'approved', approvers: ['U0BOB', 'U0ALICE'] });
     expect(final.effectiveParams).toEqual({ replicas: 4 });

@@ -86,6 +86,3 @@ export async function eventually(ok: () => Promise<boolean> | boolean, timeoutMs
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export const interactionJson = (r: { body: string }) =>
-  JSON.parse(r.body) as { ok?: boolean; error?: string; text?: string; status?: string };

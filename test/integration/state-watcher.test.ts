@@ -84,7 +84,7 @@ test('a refused click wakes nobody: the waiter hears the next real change only',
   const waiting = waitOnReplica(req.token);
   await parked(req.requestId);
   const refused = await h.click('approve', req.requestId, 'U_MALLORY');
-  expect(JSON.parse(refused.body)).toMatchObject({ ok: false, error: 'not_authorized' });
+  expect(await h.outcomeOf(refused)).toMatchObject({ ok: false, error: 'not_authorized' });
   await h.click('deny', req.requestId, 'U_BOB');
   expect(await waiting).toMatchObject({ status: 'denied', terminal: true });
 });

@@ -73,7 +73,7 @@ test('one trace from the HTTP request through workflow start, the workflow, its 
   expect(byEvent('request_archived')?.traceId).toBe(traceId);
 });
 
-test('a Slack click is one trace down to the workflow Update it causes', async () => {
+test('a Slack click is one trace down to the workflow Signal it sends', async () => {
   const created = await h.create('simple');
   exporter.reset();
   const click = await h.click('approve', created.requestId, 'U_ALICE');
@@ -85,7 +85,7 @@ test('a Slack click is one trace down to the workflow Update it causes', async (
   expect(clickSpan).toBeDefined();
   const spans = traceOf(clickSpan!.spanContext().traceId);
   expect(names(spans)).toEqual(
-    expect.arrayContaining(['POST /api/slack/interactions', 'StartWorkflowUpdate:approve', 'HandleUpdate:approve']),
+    expect.arrayContaining(['POST /api/slack/interactions', 'SignalWorkflow:approve', 'HandleSignal:approve']),
   );
   expectOneTree(spans, 'POST /api/slack/interactions');
 
