@@ -1,11 +1,12 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { WebClient } from '@slack/web-api';
 import type { Plan } from '../domain/plan.js';
+import { refusalText } from '../domain/refusal-text.js';
 import type { CreateRequest } from '../domain/request-schema.js';
 import type { RequestState } from '../domain/request-state.js';
 import { renderEscalationNotice, renderRequestMessage, type SlackMessage } from '../domain/slack-message.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { SlackRef } from '../workflows/messages.js';
+import type { ReplyTo, SlackRef } from '../workflows/messages.js';
 import { SlackUpdateQueue } from './slack-update-queue.js';
 
 export interface SlackActivityDeps {
@@ -35,6 +36,7 @@ export interface MessageInput {
 /** Slack errors that retrying cannot fix. */
 const PERMANENT = new Set([
   'channel_not_found',
+  'user_not_in_channel',
   'not_in_channel',
   'is_archived',
   'invalid_auth',
@@ -45,6 +47,12 @@ const PERMANENT = new Set([
   'message_not_found',
   'cant_update_message',
 ]);
+
+export interface RefusalNotice {
+  replyTo: ReplyTo;
+  reason: string;
+  message: string;
+}
 
 export function createSlackActivities({ slack, metrics, updateQueue }: SlackActivityDeps) {
   const queue = updateQueue ? new SlackUpdateQueue(metrics.slackUpdateQueueDepth) : null;
@@ -83,6 +91,13 @@ export function createSlackActivities({ slack, metrics, updateQueue }: SlackActi
       if (queue) await queue.submit(ref, state.version, send);
       else await send();
       return hint;
+    },
+
+    /** Tells a clicker, in the channel of the button and only to them, why their click was refused. */
+    async tellRefusal({ replyTo, reason, message }: RefusalNotice): Promise<void> {
+      await call('chat.postEphemeral', (c) =>
+        c.chat.postEphemeral({ channel: replyTo.channel, user: replyTo.user, text: refusalText(reason, message) }),
+      );
     },
 
     async postEscalationNotice({ request, plan, state, ref }: MessageInput & { ref: SlackRef | null }): Promise<void> {

@@ -37,7 +37,7 @@ const UPDATE_DEADLINE_MS = 2000;
 /** The API's only door to Temporal: start, read, watch and message approval workflows. */
 export class RequestGateway {
   readonly watcher: StateWatcher;
-  /** Click outcome queries in flight (they run after Slack was answered). */
+  /** Click outcome queries in flight. */
   private readonly asking = new Set<{ abort: AbortController; settled: Promise<void> }>();
 
   constructor(
@@ -120,14 +120,21 @@ export class RequestGateway {
    * Sends a click as a Signal: once Temporal has it, it is durable and will be applied (by a worker that
    * may come back later), so the click can be answered at once. Refused here only when the request is gone.
    */
-  async sendClick<I>(requestId: string, signal: SignalDefinition<[msg.Clicked<I>]>, input: I): Promise<SentClick> {
+  async sendClick<I>(
+    requestId: string,
+    signal: SignalDefinition<[msg.Clicked<I>]>,
+    input: I,
+    replyTo?: msg.ReplyTo,
+  ): Promise<SentClick> {
     // A request this process has seen decided stays decided: no need to write a refused click into its history.
     if (this.watcher.decided(requestId)) {
       return { ok: false, reason: 'already_decided', message: 'this request is already decided' };
     }
     const clickId = randomUUID();
     try {
-      await this.client.workflow.getHandle(requestId).signal(signal, { ...input, clickId });
+      await this.client.workflow
+        .getHandle(requestId)
+        .signal(signal, { ...input, clickId, ...(replyTo ? { replyTo } : {}) });
       return { ok: true, clickId };
     } catch (err) {
       return this.refusal(requestId, err);
@@ -135,8 +142,8 @@ export class RequestGateway {
   }
 
   /**
-   * What became of a click: the query is answered once the workflow task that applied the Signal completed
-   * (Temporal holds a query while a workflow task is pending). An applied click's view reaches local waiters.
+   * What became of a click (for tools and tests; the click path itself does not ask): the query is answered once
+   * the workflow task that applied the Signal completed (Temporal holds a query while a workflow task is pending).
    */
   async clickOutcome(requestId: string, clickId: string): Promise<msg.ClickAnswer> {
     const deadline = new AbortController();
@@ -147,9 +154,7 @@ export class RequestGateway {
     const entry = { abort: deadline, settled: asked.then(noop, noop) };
     this.asking.add(entry);
     try {
-      const answer = await asked;
-      if (answer.outcome?.ok) this.watcher.publish(answer.view);
-      return answer;
+      return await asked;
     } finally {
       clearTimeout(timer);
       this.asking.delete(entry);

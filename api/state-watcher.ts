@@ -2,7 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { isTerminal } from '../domain/request-state.js';
-import type { RequestView } from '../workflows/messages.js';
+import { VIEW_MEMO_KEY, type RequestView } from '../workflows/messages.js';
 
 const EventType = proto.temporal.api.enums.v1.EventType;
 /** Changes the history does not carry the state of: the state is read (a query) once their workflow task completed. */
@@ -35,10 +35,10 @@ interface Watch {
 
 /**
  * Wakes waiters (long-poll and SSE) when a request's state changes, without polling: one server-side
- * history long-poll per watched request, shared by every waiter on it in this process. Every command is an
- * Update whose result is the new view, and the workflow's result is the final one, so most changes are read
- * from the history itself; only a change that carries no state (a timer, a signal) costs a query, once its
- * workflow task completed. Waiters hear only versions newer than theirs.
+ * history long-poll per watched request, shared by every waiter on it in this process. The history carries
+ * the states themselves: an Update's result, the memo the workflow writes at every change (a Signal's or a
+ * timer's), the workflow's result. Only a change that carries none (histories from before the memo, a view too
+ * large for it) costs a query, once its workflow task completed. Waiters hear only versions newer than theirs.
  */
 export class StateWatcher {
   private readonly watches = new Map<string, Watch>();
@@ -81,6 +81,12 @@ export class StateWatcher {
 
   /** Calls `listener` with every newer view until the returned function is called. */
   subscribe(requestId: string, listener: Listener): () => void {
+    // Decided already (a click's outcome may land between a waiter's first read and its subscription): say so now.
+    const decided = this.terminal.get(requestId);
+    if (decided) {
+      listener(decided);
+      return () => {};
+    }
     let watch = this.watches.get(requestId);
     if (!watch) {
       watch = { listeners: new Set(), latest: null, abort: new AbortController() };
@@ -185,6 +191,16 @@ export class StateWatcher {
         if (!success) continue;
         const view = this.decodeView(success.payloads);
         result = view ? { view } : { query: true };
+      } else if (type === EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED) {
+        // The workflow writes each new state into its memo: the change a signal or a timer made, readable here.
+        const fields = e.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields;
+        const payload = fields?.[VIEW_MEMO_KEY];
+        if (!payload) continue;
+        const view = this.decodeView([payload]);
+        if (view) {
+          result = { view };
+          pending = false;
+        }
       } else if (OPAQUE_CHANGES.has(type)) {
         pending = true;
       } else if (type === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED && pending) {

@@ -1,10 +1,11 @@
 /**
  * The floor: what Temporal itself costs for the same shape of work, on the same server in the same run, without the
- * API. A start (≈ create), one Update (≈ a Slack click), and the full loop start → Update → result (≈ an approval).
+ * API. A start (≈ create), one Signal (≈ a Slack click, answered once Temporal has it), one Update (the same answered
+ * with the workflow's outcome), and the full loop start → Update → result (≈ an approval).
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { decideUpdate, type floorWorkflow } from './floor-workflow.js';
+import { decideUpdate, noteSignal, type floorWorkflow } from './floor-workflow.js';
 import { perSecond, runPool, summarize, type PoolResult, type Summary } from './stats.js';
 
 export interface FloorPhase {
@@ -44,6 +45,18 @@ export class Floor {
       ids.push(id);
     });
     return { ids, latency: summarize(ms), perSec: perSecond(pool.done, pool.wallMs), pool };
+  }
+
+  /** One Signal to each of `ids` (recorded, the workflow goes on waiting). */
+  async signals(ids: string[], concurrency: number, deadlineMs: number): Promise<FloorPhase> {
+    const ms: number[] = [];
+    const pool = await runPool(ids.length, concurrency, deadlineMs, async (i) => {
+      const handle = this.client.workflow.getHandle(ids[i]!);
+      const t0 = performance.now();
+      await handle.signal(noteSignal, 'seen');
+      ms.push(performance.now() - t0);
+    });
+    return { latency: summarize(ms), perSec: perSecond(pool.done, pool.wallMs), pool };
   }
 
   /** One Update to each of `ids`, which completes its workflow. */

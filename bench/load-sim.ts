@@ -204,6 +204,9 @@ async function measure(
   const floorStart = await rec.phase('floorStart', () => floor.starts(n, bounds.concurrency, bounds.phaseDeadlineMs));
   const created = await rec.phase('create', () => createPhase(client, BENCH_ACTIONS.simple, n, bounds));
   await quiet();
+  const floorSignal = await rec.phase('floorSignal', () =>
+    floor.signals(floorStart.ids, bounds.concurrency, bounds.phaseDeadlineMs),
+  );
   const floorUpdate = await rec.phase('floorUpdate', () =>
     floor.updates(floorStart.ids, bounds.concurrency, bounds.phaseDeadlineMs),
   );
@@ -270,6 +273,7 @@ async function measure(
       : null,
     floor: {
       start: row(floorStart),
+      signal: row(floorSignal),
       update: row(floorUpdate),
       loop: row(floorLoop),
       startAtPending: pending ? row(pending.floorStart) : null,

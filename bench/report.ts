@@ -37,6 +37,8 @@ export interface LoadSimResult {
   } | null;
   floor: {
     start: LatencyRow;
+    /** A bare Signal: what a Slack click's answer costs at least (the click is answered once Temporal has it). */
+    signal: LatencyRow;
     update: LatencyRow;
     loop: LatencyRow;
     startAtPending: LatencyRow | null;
@@ -44,6 +46,7 @@ export interface LoadSimResult {
   ratios: {
     createP99ToFloorStartP99: number | null;
     createP99ToFloorStartP99AtPending: number | null;
+    slackAckP99ToFloorSignalP99: number | null;
     slackAckP99ToFloorUpdateP99: number | null;
     approvalLoopP99ToFloorLoopP99: number | null;
     approvalsPerSecToFloorLoopsPerSec: number | null;
@@ -107,6 +110,7 @@ export function ratios(
   return {
     createP99ToFloorStartP99: ratio(r.create.atZero.latency?.p99, r.floor.start.latency?.p99),
     createP99ToFloorStartP99AtPending: ratio(r.create.atPending?.latency?.p99, r.floor.startAtPending?.latency?.p99),
+    slackAckP99ToFloorSignalP99: ratio(r.slackAck?.p99, r.floor.signal.latency?.p99),
     slackAckP99ToFloorUpdateP99: ratio(r.slackAck?.p99, r.floor.update.latency?.p99),
     approvalLoopP99ToFloorLoopP99: ratio(r.approvalLoop.latency?.p99, r.floor.loop.latency?.p99),
     approvalsPerSecToFloorLoopsPerSec: ratio(r.approvalLoop.approvalsPerSec, r.floor.loop.perSec),
@@ -146,7 +150,8 @@ export function formatTable(r: LoadSimResult): string {
           ),
         ]
       : []),
-    row('Slack click ack', r.slackAck, undefined, r.floor.update.latency, r.floor.update.perSec),
+    row('Slack click ack vs Signal', r.slackAck, undefined, r.floor.signal.latency, r.floor.signal.perSec),
+    row('Slack click ack vs Update', r.slackAck, undefined, r.floor.update.latency, r.floor.update.perSec),
     row('decision→agent, long-poll', r.notification.longPoll.notify),
     r.notification.sse ? row('decision→agent, SSE', r.notification.sse.notify) : ['decision→agent, SSE', 'n/a'],
     row('click→agent, long-poll', r.notification.longPoll.clickToNotify),

@@ -48,7 +48,12 @@ export interface SlackInteractions {
 }
 
 type ButtonArgs = { ack: (r?: unknown) => Promise<void>; body: BlockAction; action: ButtonAction; client: WebClient };
-type Command = (requestId: string, userId: string, action: ButtonAction) => Promise<SentClick>;
+type Command = (
+  requestId: string,
+  userId: string,
+  action: ButtonAction,
+  replyTo: msg.ReplyTo | undefined,
+) => Promise<SentClick>;
 
 /**
  * The Bolt app behind `/api/slack/interactions`: clicks become workflow Signals (answered as soon as Temporal
@@ -70,26 +75,27 @@ export function createSlackInteractions(deps: SlackInteractionsDeps): SlackInter
   });
   const slackCall = countedSlackCall(deps.metrics);
   const tell = ephemeralTeller(slackCall, Boolean(botToken));
-  const decide = (run: Command) => clickHandler(gateway, run, tell) as never;
+  const decide = (run: Command) => clickHandler(run, tell) as never;
 
   app.action<BlockAction<ButtonAction>>(
     'approve',
-    decide((requestId, userId, action) => {
+    decide((requestId, userId, action, reply) => {
       const seen = action.block_id?.startsWith(DECISION_BLOCK_PREFIX)
         ? action.block_id.slice(DECISION_BLOCK_PREFIX.length)
         : undefined;
-      return gateway.sendClick(requestId, msg.approveSignal, { userId, ...(seen ? { seenPayloadHash: seen } : {}) });
+      const input = { userId, ...(seen ? { seenPayloadHash: seen } : {}) };
+      return gateway.sendClick(requestId, msg.approveSignal, input, reply);
     }),
   );
   app.action<BlockAction<ButtonAction>>(
     'deny',
-    decide((requestId, userId) => gateway.sendClick(requestId, msg.denySignal, { userId })),
+    decide((requestId, userId, _action, reply) => gateway.sendClick(requestId, msg.denySignal, { userId }, reply)),
   );
   app.action<BlockAction<ButtonAction>>(
     /^persona_ack:.+$/,
-    decide((requestId, userId, action) => {
+    decide((requestId, userId, action, reply) => {
       const persona = action.action_id.slice('persona_ack:'.length);
-      return gateway.sendClick(requestId, msg.personaAckSignal, { persona, userId });
+      return gateway.sendClick(requestId, msg.personaAckSignal, { persona, userId }, reply);
     }),
   );
   registerEditHandlers(app, { ...deps, slackCall, tell });
@@ -101,16 +107,16 @@ export const RECEIVED_TEXT = 'Received; the request will update in a moment.';
 
 /**
  * Sends the click as a Signal and answers Slack as soon as Temporal has it (SPEC 4: "sends the workflow
- * message and answers at once"). Then it learns the outcome: a refused clicker is told privately, an applied
- * click's new state reaches the agents waiting on this API process without waiting for the history.
+ * message and answers at once"). The workflow applies it; a refused clicker is told privately by the workflow
+ * (an activity), and waiting agents hear the new state from the history.
  */
-function clickHandler(gateway: RequestGateway, run: Command, tell: Tell) {
+function clickHandler(run: Command, tell: Tell) {
   return async ({ ack, body, action, client }: ButtonArgs) => {
     const requestId = action.value;
     let sent: SentClick;
     try {
       sent = requestId
-        ? await run(requestId, body.user.id, action)
+        ? await run(requestId, body.user.id, action, replyTo(body))
         : { ok: false, reason: 'not_found', message: 'button without a request id' };
     } catch {
       // Temporal unreachable: nothing was recorded, and the clicker must know to click again.
@@ -126,11 +132,11 @@ function clickHandler(gateway: RequestGateway, run: Command, tell: Tell) {
       return;
     }
     await ack({ ok: true, status: 'received', requestId, clickId: sent.clickId, text: RECEIVED_TEXT });
-    try {
-      const { outcome } = await gateway.clickOutcome(requestId as string, sent.clickId);
-      if (outcome && !outcome.ok) tell(client, body, refusalText(outcome.reason, outcome.message));
-    } catch {
-      // The click is recorded and will be applied; only its private refusal notice (if any) is lost.
-    }
   };
+}
+
+/** Where a refusal is told: the button's channel, to the clicker only (none for a button outside a channel). */
+function replyTo(body: BlockAction): msg.ReplyTo | undefined {
+  const channel = body.channel?.id ?? body.container?.channel_id;
+  return channel ? { channel, user: body.user.id } : undefined;
 }

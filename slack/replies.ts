@@ -2,25 +2,9 @@ import type { BlockAction } from '@slack/bolt';
 import type { WebClient } from '@slack/web-api';
 import type { Metrics } from '../observability/metrics.js';
 
-/** What the clicker reads for each refusal reason; other reasons show the reducer's own message. */
-const REFUSAL_TEXT: Record<string, string> = {
-  not_authorized: 'You are not authorized to do that on this request.',
-  duplicate: 'You have already approved this request.',
-  self_approval: 'You cannot approve your own request.',
-  not_ready: 'Required personas must acknowledge before a decision.',
-  already_decided: 'This request has already been decided.',
-  already_acked: 'That persona has already been acknowledged.',
-  stale_payload: 'The parameters changed since this message was shown; look again before approving.',
-  overrides_not_allowed: 'This action does not allow edits.',
-  not_found: 'This request no longer exists.',
-};
+export { refusalText } from '../domain/refusal-text.js';
 
 export const UNAVAILABLE_TEXT = 'The approval service is briefly unavailable; try again in a moment.';
-
-export function refusalText(reason: string, message = reason): string {
-  const text = REFUSAL_TEXT[reason] ?? message;
-  return text.charAt(0).toUpperCase() + text.slice(1);
-}
 
 /** Runs one Web API call from the API process, counted in `slack_api_calls_total` like the worker's. */
 export type SlackCall = <T>(method: string, fn: () => Promise<T>) => Promise<T>;

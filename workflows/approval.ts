@@ -7,6 +7,7 @@ import {
   proxyActivities,
   proxySinks,
   setHandler,
+  upsertMemo,
   upsertSearchAttributes,
   type SignalDefinition,
   type Sinks,
@@ -31,10 +32,21 @@ const slack = proxyActivities<SlackActivities>({
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
 });
 
+// A refusal told minutes late helps nobody: a few retries, then give up.
+const notices = proxyActivities<Pick<SlackActivities, 'tellRefusal'>>({
+  startToCloseTimeout: '10s',
+  scheduleToCloseTimeout: '2m',
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s' },
+});
+
 const CLICK_OUTCOMES_KEPT = 100;
 /** Changes of the command sequence; histories recorded before them replay the old way (`patched()`). */
 const TIMERS_FROM_START = 'timers-from-start';
 const ARCHIVE_BESIDE_FINAL_UPDATE = 'archive-beside-final-update';
+const REFUSAL_NOTICE = 'refusal-notice';
+const VIEW_MEMO = 'view-memo';
+/** Views of larger requests (big params) stay out of the memo, which Temporal keeps in its visibility store. */
+const VIEW_MEMO_MAX_CHARS = 16_384;
 
 const archive = proxyActivities<ArchiveActivities>({
   startToCloseTimeout: '30s',
@@ -65,6 +77,18 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
       events,
     });
 
+  /**
+   * Every state change shows in the search attributes and, as the whole view, in the memo: the history then
+   * carries each new state (a Signal's or a timer's too), so API replicas wake their waiters without a query,
+   * and the Temporal UI shows the current state. A view too large for a memo leaves it empty (readers query).
+   */
+  const recordTransition = () => {
+    upsertStatus(state);
+    if (!patched(VIEW_MEMO)) return;
+    const v = view();
+    upsertMemo({ [msg.VIEW_MEMO_KEY]: JSON.stringify(v).length <= VIEW_MEMO_MAX_CHARS ? v : null });
+  };
+
   // A decision and the expiry timer can land in the same workflow task, and the SDK applies the message first:
   // past expiresAt the request is expired, whatever arrives.
   const overdue = () => !isTerminal(state.status) && Date.now() >= Date.parse(input.expiresAt);
@@ -73,7 +97,7 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
     const t = reduce(state, plan, command, at);
     if (!t.ok) throw ApplicationFailure.create({ type: t.reason, message: t.message, nonRetryable: true });
     state = t.state;
-    upsertStatus(state);
+    recordTransition();
     report(t.events);
     return view();
   };
@@ -86,7 +110,9 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
   };
   // Outcomes of the latest Signals that carried a click id (bounded: a sender asks right after sending).
   const clicks = new Map<string, msg.ClickOutcome>();
-  const fromSignal = (command: Command, clickId: string | undefined) => {
+  // Private notices of refused clicks still being sent; the request does not end before they are.
+  const refusalNotices: Array<Promise<void>> = [];
+  const fromSignal = (command: Command, click: { clickId?: unknown; replyTo?: unknown }) => {
     let outcome: msg.ClickOutcome;
     try {
       outcome = { ok: true, version: apply(command).version };
@@ -94,9 +120,16 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
       const failure = err as ApplicationFailure;
       log.info('signal refused', { command: command.type, reason: failure.type });
       outcome = { ok: false, reason: failure.type ?? 'refused', message: failure.message };
+      const replyTo = asReplyTo(click.replyTo);
+      if (replyTo && patched(REFUSAL_NOTICE)) {
+        const notice = { replyTo, reason: outcome.reason, message: outcome.message };
+        refusalNotices.push(
+          notices.tellRefusal(notice).catch((e: unknown) => log.warn('refusal notice failed', { error: String(e) })),
+        );
+      }
     }
-    if (clickId === undefined) return;
-    clicks.set(clickId, outcome);
+    if (typeof click.clickId !== 'string') return;
+    clicks.set(click.clickId, outcome);
     if (clicks.size > CLICK_OUTCOMES_KEPT) clicks.delete(clicks.keys().next().value as string);
   };
 
@@ -117,8 +150,8 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
     toCommand: (input: I) => Command,
   ) {
     setHandler(update, (i: I) => apply(toCommand(i)), { validator: (i: I) => validate(toCommand(i)) });
-    setHandler(signal, ({ clickId, ...i }: msg.Clicked<I>) =>
-      fromSignal(toCommand(i as I), typeof clickId === 'string' ? clickId : undefined),
+    setHandler(signal, ({ clickId, replyTo, ...i }: msg.Clicked<I>) =>
+      fromSignal(toCommand(i as I), { clickId, replyTo }),
     );
   }
 
@@ -136,6 +169,7 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
     await archive.archiveRequest({ input, final: view() });
   }
   upsertSearchAttributes([{ key: sa.GuardArchived, value: true }]);
+  await Promise.all(refusalNotices);
   await condition(allHandlersFinished);
   return view();
 
@@ -151,7 +185,7 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
       const t = reduce(state, plan, { type: 'escalate' }, new Date(escalateAtMs as number).toISOString());
       if (!t.ok) return;
       state = t.state;
-      upsertStatus(state);
+      recordTransition();
       report(t.events);
       escalationNotice = notifyEscalation();
     };
@@ -219,6 +253,14 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
       rendered = snapshot.version;
     }
   }
+}
+
+/** A Signal's `replyTo`, if well formed (anyone with Temporal access can send a Signal). */
+function asReplyTo(value: unknown): msg.ReplyTo | null {
+  const r = value as Partial<msg.ReplyTo> | null | undefined;
+  return r && typeof r.channel === 'string' && typeof r.user === 'string' && r.channel && r.user
+    ? { channel: r.channel, user: r.user }
+    : null;
 }
 
 function nowIso(): string {

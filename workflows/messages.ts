@@ -44,11 +44,17 @@ export const approveWithEditsUpdate = defineUpdate<RequestView, [ApproveWithEdit
 export const cancelUpdate = defineUpdate<RequestView, [CancelInput]>('cancel');
 export const adminDecisionUpdate = defineUpdate<RequestView, [AdminDecisionInput]>('adminDecision');
 
+/** Where a clicker is told, privately, that their click was refused: the button's channel and the clicker. */
+export interface ReplyTo {
+  channel: string;
+  user: string;
+}
+
 /**
- * A Signal may name itself with a click id; the workflow then keeps its outcome (applied or refused, and why)
- * for `clickOutcomeQuery`, which is how the sender learns it after having answered Slack.
+ * A Signal sent for a Slack click names itself with a click id (the workflow keeps its verdict for
+ * `clickOutcomeQuery`) and says where to tell the clicker of a refusal (an ephemeral message, sent by an activity).
  */
-export type Clicked<I> = I & { clickId?: string };
+export type Clicked<I> = I & { clickId?: string; replyTo?: ReplyTo };
 
 export const personaAckSignal = defineSignal<[Clicked<PersonaAckInput>]>('personaAck');
 export const approveSignal = defineSignal<[Clicked<ApproveInput>]>('approve');
@@ -58,6 +64,9 @@ export const cancelSignal = defineSignal<[Clicked<CancelInput>]>('cancel');
 export const adminDecisionSignal = defineSignal<[Clicked<AdminDecisionInput>]>('adminDecision');
 
 export const stateQuery = defineQuery<RequestView>('state');
+
+/** The memo key under which the workflow keeps its latest view (null when too large for a memo). */
+export const VIEW_MEMO_KEY = 'view';
 
 /** What became of a Signal sent with a click id. */
 export type ClickOutcome = { ok: true; version: number } | { ok: false; reason: string; message: string };

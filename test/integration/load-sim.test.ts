@@ -77,7 +77,7 @@ test(
           expiryLateness: expect.objectContaining(summary),
         },
         pending: { count: 10, rssMB: expect.objectContaining({ api: expect.any(Number), worker: expect.any(Number) }) },
-        floor: { start: row, update: row, loop: row, startAtPending: row },
+        floor: { start: row, signal: row, update: row, loop: row, startAtPending: row },
         cpuMsPerApproval: { service: expect.any(Number), floor: expect.any(Number) },
       });
       expect(Object.keys(result.ratios)).toHaveLength(5);

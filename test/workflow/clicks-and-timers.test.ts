@@ -93,6 +93,29 @@ describe('click outcomes', () => {
     });
   });
 
+  test('a refused click with a reply-to is told to its clicker by an activity; others are not', async () => {
+    const mocks = mockActivities();
+    const plan = makePlan({ approvers: ['U_ALICE'], personas: [] });
+    await withWorker({ env, bundle, mocks }, async (taskQueue) => {
+      const handle = await start(await approvalInput(env, { plan }), taskQueue);
+      const replyTo = { channel: 'C_APPROVALS', user: 'U_MALLORY' };
+      await handle.signal(approveSignal, { userId: 'U_MALLORY', clickId: 'told', replyTo });
+      // Refused too, but with nowhere to tell (an operator's signal), or a malformed reply-to: no notice.
+      await handle.signal(approveSignal, { userId: 'U_MALLORY', clickId: 'untold' });
+      await handle.signal(approveSignal, {
+        userId: 'U_MALLORY',
+        replyTo: { channel: 7, user: null } as unknown as typeof replyTo,
+      });
+      await handle.signal(approveSignal, {
+        userId: 'U_ALICE',
+        clickId: 'ok',
+        replyTo: { ...replyTo, user: 'U_ALICE' },
+      });
+      expect(await handle.result()).toMatchObject({ status: 'approved', decidedBy: 'U_ALICE' });
+      expect(mocks.calls.tellRefusal).toEqual([{ replyTo, reason: 'not_authorized', message: expect.any(String) }]);
+    });
+  });
+
   test('only the latest 100 verdicts are kept', async () => {
     const plan = makePlan({ approvers: ['U_ALICE'], personas: [] });
     await withWorker({ env, bundle }, async (taskQueue) => {

@@ -51,6 +51,7 @@ export function mockActivities(overrides: Partial<GuardActivities> = {}): Activi
     postRequestMessage: [],
     updateRequestMessage: [],
     postEscalationNotice: [],
+    tellRefusal: [],
     archiveRequest: [],
   };
   let gate: Promise<void> = Promise.resolve();
@@ -65,6 +66,9 @@ export function mockActivities(overrides: Partial<GuardActivities> = {}): Activi
     },
     async postEscalationNotice(input) {
       calls.postEscalationNotice.push(input);
+    },
+    async tellRefusal(input) {
+      calls.tellRefusal.push(input);
     },
     async archiveRequest(input) {
       calls.archiveRequest.push(input);
