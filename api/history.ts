@@ -1,6 +1,6 @@
 import type { Payload } from '@temporalio/common';
 import proto, { type temporal } from '@temporalio/proto';
-import type { ApprovalInput, RequestView } from '../workflows/messages.js';
+import { VIEW_MEMO_KEY, type ApprovalInput, type RequestView } from '../workflows/messages.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 type Decode = (payloads: Payload[]) => unknown[];
@@ -74,6 +74,11 @@ function summarize(e: HistoryEvent, decode: Decode): string {
   }
   if (e.timerFiredEventAttributes) return `timer ${e.timerFiredEventAttributes.timerId} fired`;
   if (e.timerCanceledEventAttributes) return `timer ${e.timerCanceledEventAttributes.timerId} cancelled`;
+  const memo = e.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields?.[VIEW_MEMO_KEY];
+  if (memo) {
+    const view = decode([memo])[0] as RequestView | null | undefined;
+    return view ? `state v${view.version}: ${describeResult(view)}` : 'state too large for the memo';
+  }
   if (e.upsertWorkflowSearchAttributesEventAttributes) {
     const fields = e.upsertWorkflowSearchAttributesEventAttributes.searchAttributes?.indexedFields ?? {};
     return Object.entries(fields)

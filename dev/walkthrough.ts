@@ -4,14 +4,21 @@
  * submission is a signed interaction, built and signed the way Slack does it. Each step checks what it expects and
  * the script exits non-zero at the first surprise, so it doubles as a smoke test.
  *
- * GUARD_URL (default http://127.0.0.1:8080) and SLACK_SIGNING_SECRET (default: the one dev:slack uses).
+ * A click is answered as soon as Temporal has it; the script then asks the workflow for the click's verdict (the
+ * `clickOutcome` query), as an operator would with `temporal workflow query`.
+ *
+ * GUARD_URL (default http://127.0.0.1:8080), SLACK_SIGNING_SECRET (default: the one dev:slack uses),
+ * TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE (defaults 127.0.0.1:7233, default: the server dev:slack embeds).
  */
+import { Client, Connection } from '@temporalio/client';
 import { blockActionPayload, sendInteraction, viewSubmissionPayload } from '../test/helpers/slack.js';
+import { clickOutcomeQuery } from '../workflows/messages.js';
 import { DEV_SIGNING_SECRET } from './dev-slack.js';
 
 const baseUrl = (process.env.GUARD_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const secret = process.env.SLACK_SIGNING_SECRET ?? DEV_SIGNING_SECRET;
 const CHANNEL = 'C_APPROVALS';
+let temporal: Client | null = null;
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -49,7 +56,12 @@ async function click(actionId: string, requestId: string, userId: string, blockI
   const res = await sendInteraction(baseUrl, secret, payload);
   if (res.status !== 200) throw new Error(`click ${actionId} → ${res.status} ${res.body}`);
   console.log(`   ${userId} clicks ${actionId}: ${res.body || '(acknowledged)'}`);
-  return (res.json ?? {}) as Json;
+  const ack = (res.json ?? {}) as Json;
+  if (!ack.clickId || !temporal) return ack;
+  const { outcome, view } = await temporal.workflow.getHandle(requestId).query(clickOutcomeQuery, ack.clickId);
+  const verdict = outcome?.ok ? { ok: true, status: view.status } : { ok: false, error: outcome?.reason };
+  console.log(`   the workflow's verdict: ${JSON.stringify(verdict)}`);
+  return verdict;
 }
 
 async function submitEdits(requestId: string, userId: string, edits: Record<string, string>): Promise<Json> {
@@ -72,6 +84,16 @@ async function submitEdits(requestId: string, userId: string, edits: Record<stri
 const settle = () => new Promise((r) => setTimeout(r, 400));
 
 async function main(): Promise<void> {
+  const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
+  temporal = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
+  try {
+    await walk();
+  } finally {
+    await connection.close();
+  }
+}
+
+async function walk(): Promise<void> {
   step('An agent asks to run a migration (POST /api/guard/request)');
   const created = await http('POST', '/api/guard/request', {
     action: 'run_migration',

@@ -445,6 +445,9 @@ describe('admin request routes', () => {
     expect(
       lines.some((l) => l.type === 'WorkflowExecutionSignaled' && l.summary === 'signal approve userId=U_ALICE'),
     ).toBe(true);
+    expect(
+      lines.some((l) => l.type === 'WorkflowPropertiesModified' && /^state v\d+: approved by U_ALICE$/.test(l.summary)),
+    ).toBe(true);
     expect(lines.some((l) => l.type === 'ActivityTaskScheduled' && l.summary === 'postRequestMessage')).toBe(true);
     expect(lines.some((l) => l.type === 'WorkflowTaskCompleted')).toBe(false);
     for (const l of lines) expect(Date.parse(l.time)).not.toBeNaN();

@@ -80,7 +80,8 @@ test(
         floor: { start: row, signal: row, update: row, loop: row, startAtPending: row },
         cpuMsPerApproval: { service: expect.any(Number), floor: expect.any(Number) },
       });
-      expect(Object.keys(result.ratios)).toHaveLength(5);
+      expect(Object.keys(result.ratios)).toHaveLength(6);
+      expect(result.ratios.slackAckP99ToFloorSignalP99).toEqual(expect.any(Number));
       expect(result.targets).toHaveLength(5);
       for (const phase of ['create', 'approvalLoop', 'floorLoop']) {
         expect(result.resources[phase]).toMatchObject({ api: expect.any(Object), worker: expect.any(Object) });
