@@ -34,6 +34,8 @@ export const envSchema = z
     TEMPORAL_METRICS_PORT: int(1, 65535).optional(),
     /** A worker-only process (`npm run start:worker`) serves its counters on this port (0 = any free port). */
     WORKER_METRICS_PORT: int(0, 65535).optional(),
+    /** Threads running workflow code in each worker (the SDK's default is one). */
+    WORKER_WORKFLOW_THREADS: int(1, 16).optional(),
 
     POLICY_PATH: z.string().min(1).default('policies/policy.yaml'),
     TOKEN_SECRET: optionalString,

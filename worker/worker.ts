@@ -22,6 +22,7 @@ export interface WorkerDeps {
     | 'TEMPORAL_NAMESPACE'
     | 'TEMPORAL_TASK_QUEUE'
     | 'RETENTION_ARCHIVE_DIR'
+    | 'WORKER_WORKFLOW_THREADS'
     | 'SLACK_UPDATE_QUEUE'
     | 'SLACK_UPDATE_QUEUE_WINDOW_MS'
   >;
@@ -68,6 +69,7 @@ export async function createGuardWorker(deps: WorkerDeps): Promise<Worker> {
     // p99 from ~400 to ~130 ms against fixed pollers (docs/performance.md).
     workflowTaskPollerBehavior: { type: 'autoscaling' },
     activityTaskPollerBehavior: { type: 'autoscaling' },
+    ...(config.WORKER_WORKFLOW_THREADS ? { workflowThreadPoolSize: config.WORKER_WORKFLOW_THREADS } : {}),
     // Requests wait minutes to hours between events, so caching every open one buys little: an evicted one replays
     // its short history on its next event. The SDK's default sizes the cache from the heap limit (~2,300 workflows
     // on a 4 GB heap, ~0.33 MB each); 500 halved the worker's memory with 3,000 open requests.
