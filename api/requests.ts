@@ -10,7 +10,7 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure, type Payload, type SignalDefinition, type UpdateDefinition } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { initialState, isTerminal, REFUSAL_REASONS, type RefusalReason } from '../domain/request-state.js';
+import { isTerminal, REFUSAL_REASONS, type RefusalReason } from '../domain/request-state.js';
 import { GUARD_SEARCH_ATTRIBUTE_KEYS as sa } from '../temporal/search-attributes.js';
 import type { approvalWorkflow } from '../workflows/approval.js';
 import * as msg from '../workflows/messages.js';
@@ -71,23 +71,6 @@ export class RequestGateway {
       }
       throw err;
     }
-  }
-
-  /**
-   * The state for a waiter's first read, from the history instead of a query: no worker and no workflow task
-   * involved, so it does not wait behind a busy workflow (a query reaching a workflow with a task in flight waits
-   * for it). It is the state of the last completed workflow task: a click being applied shows as the next change.
-   */
-  async viewForWaiter(requestId: string): Promise<RequestView> {
-    if (this.watcher.decided(requestId)) return this.watcher.current(requestId);
-    const events = await this.events(requestId);
-    const started = events[0]?.workflowExecutionStartedEventAttributes;
-    const input = started ? (this.decode(started.input?.payloads ?? [])[0] as ApprovalInput | undefined) : undefined;
-    const initial = input?.plan && input.request ? { ...initialState(input), slack: null } : null;
-    const view = this.watcher.stateOfHistory(events, initial);
-    if (!view) return this.view(requestId);
-    if (isTerminal(view.status)) this.watcher.publish(view);
-    return view;
   }
 
   /** Current state; terminal states are immutable, so the watcher caches them. */

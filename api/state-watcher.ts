@@ -20,7 +20,7 @@ const ABNORMAL_ENDS = new Set<number>([
 ]);
 const TERMINAL_CACHE_SIZE = 10_000;
 
-export type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
+type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
 
 /** What one batch of history says about the state: a view it carries, or that one must be read. */
 type Reading = { view: RequestView } | { query: true } | null;
@@ -106,19 +106,6 @@ export class StateWatcher {
     this.remember(view);
     const watch = this.watches.get(view.requestId);
     if (watch) this.deliver(watch, view);
-  }
-
-  /**
-   * The state a whole history shows, without asking the workflow: the last state it carries (workflow result,
-   * Update result, memo), else the initial state `initial` computed from the start event. Null when the history
-   * cannot say (a change that carries no state came after, or payload codecs are configured): query instead.
-   * A click whose workflow task has not completed yet is not in it: this is the state before the click.
-   */
-  stateOfHistory(events: HistoryEvent[], initial: RequestView | null): RequestView | null {
-    const { result } = this.readBatch(events, false);
-    if (result && 'view' in result) return result.view;
-    if (result) return null;
-    return initial;
   }
 
   /** How many listeners follow a request in this process; a closed stream must leave none behind. */

@@ -85,7 +85,7 @@ export function guardRoutes(deps: ApiDeps) {
       const q = waitQuerySchema.parse(req.query);
       const requestId = requestIdFromToken(deps, q.token);
       const timeoutMs = Math.min(q.timeoutSec ?? DEFAULT_WAIT_SEC, MAX_WAIT_SEC) * 1000;
-      const view = await findView(deps, requestId, 'waiter');
+      const view = await findView(deps, requestId);
       if (isTerminal(view.status) || timeoutMs === 0) return waitBody(view, deps.receipts);
       const changed = await deps.gateway.watcher.waitForChange(requestId, view.version, timeoutMs);
       return waitBody(changed ?? view, deps.receipts);
@@ -135,14 +135,9 @@ export function requestIdFromToken(deps: ApiDeps, token: string | undefined): st
   return requestId;
 }
 
-/** A request's state: for a `waiter`, as of the last completed workflow task (read from the history). */
-export async function findView(
-  deps: ApiDeps,
-  requestId: string,
-  reader: 'caller' | 'waiter' = 'caller',
-): Promise<RequestView> {
+export async function findView(deps: ApiDeps, requestId: string): Promise<RequestView> {
   try {
-    return await (reader === 'waiter' ? deps.gateway.viewForWaiter(requestId) : deps.gateway.view(requestId));
+    return await deps.gateway.view(requestId);
   } catch (err) {
     if (err instanceof NotFoundError) throw new HttpError(404, 'not_found');
     throw err;

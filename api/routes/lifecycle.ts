@@ -142,7 +142,7 @@ export function lifecycleRoutes(deps: ApiDeps) {
     };
     app.get('/api/guard/wait-sse', { schema: stream }, async (req, reply) => {
       const { token } = tokenQuerySchema.parse(req.query);
-      const view = await findView(deps, requestIdFromToken(deps, token), 'waiter');
+      const view = await findView(deps, requestIdFromToken(deps, token));
       reply.hijack();
       const end = streamStates(deps, reply.raw, view);
       streams.add(end);

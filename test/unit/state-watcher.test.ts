@@ -1,9 +1,7 @@
 import type { Client } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
-import proto from '@temporalio/proto';
-import { StateWatcher, type HistoryEvent } from '../../api/state-watcher.js';
+import { StateWatcher } from '../../api/state-watcher.js';
 import { initialState } from '../../domain/request-state.js';
-import { VIEW_MEMO_KEY, type RequestView } from '../../workflows/messages.js';
+import type { RequestView } from '../../workflows/messages.js';
 import { makePlan, makeRequest } from '../fixtures/plans.js';
 
 function view(status: RequestView['status'], version: number): RequestView {
@@ -53,51 +51,5 @@ describe('StateWatcher and decided requests', () => {
     const watcher = new StateWatcher(untouchable, async () => view('approved', 3));
     watcher.publish(view('approved', 3));
     await expect(watcher.waitForChange('req_1', 3, 50)).resolves.toBeNull();
-  });
-});
-
-describe('StateWatcher.stateOfHistory: the state a history carries, without a query', () => {
-  const converter = { payloadConverter: defaultPayloadConverter, payloadCodecs: [] };
-  const watcher = new StateWatcher({ options: { loadedDataConverter: converter } } as unknown as Client, async () =>
-    view('ready_for_approval', 1),
-  );
-  const T = proto.temporal.api.enums.v1.EventType;
-  const ev = (eventType: number, attrs: Record<string, unknown> = {}): HistoryEvent => ({ eventType, ...attrs });
-  const memo = (v: RequestView | null) =>
-    ev(T.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED, {
-      workflowPropertiesModifiedEventAttributes: {
-        upsertedMemo: { fields: { [VIEW_MEMO_KEY]: defaultPayloadConverter.toPayload(v) } },
-      },
-    });
-  const started = ev(T.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED);
-  const taskDone = ev(T.EVENT_TYPE_WORKFLOW_TASK_COMPLETED);
-  const signalled = ev(T.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED);
-  const initial = view('ready_for_approval', 1);
-
-  test('no change yet: the initial state computed from the start', () => {
-    expect(watcher.stateOfHistory([started, taskDone], initial)).toBe(initial);
-  });
-
-  test('a signal applied: the state its task wrote into the memo', () => {
-    const approved = view('approved', 2);
-    expect(watcher.stateOfHistory([started, taskDone, signalled, taskDone, memo(approved)], initial)).toEqual(approved);
-  });
-
-  test('a signal still in its workflow task: the state before it', () => {
-    const one = view('ready_for_approval', 2);
-    expect(watcher.stateOfHistory([started, taskDone, memo(one), signalled], initial)).toEqual(one);
-  });
-
-  test('a change that carries no state (a refused click, a view too large for the memo): ask the workflow', () => {
-    expect(watcher.stateOfHistory([started, taskDone, signalled, taskDone], initial)).toBeNull();
-    expect(watcher.stateOfHistory([started, taskDone, signalled, taskDone, memo(null)], initial)).toBeNull();
-  });
-
-  test('a closed workflow: its result', () => {
-    const done = view('denied', 3);
-    const completed = ev(T.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, {
-      workflowExecutionCompletedEventAttributes: { result: { payloads: [defaultPayloadConverter.toPayload(done)] } },
-    });
-    expect(watcher.stateOfHistory([started, taskDone, memo(view('denied', 3)), completed], initial)).toEqual(done);
   });
 });
