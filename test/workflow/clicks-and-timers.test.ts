@@ -16,18 +16,12 @@ import {
   type ApprovalInput,
 } from '../../workflows/messages.js';
 import { makePlan } from '../fixtures/plans.js';
-import { approvalInput, eventually, mockActivities, setUpSuite, withWorker } from './harness.js';
+import { approvalInput, eventually, mockActivities, useSuite, withWorker } from './harness.js';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
 
-beforeAll(async () => {
-  ({ env, bundle } = await setUpSuite());
-}, 120_000);
-
-afterAll(async () => {
-  await env?.teardown();
-});
+useSuite((s) => ({ env, bundle } = s));
 
 type Handle = WorkflowHandle<typeof approvalWorkflow>;
 const { EventType } = proto.temporal.api.enums.v1;

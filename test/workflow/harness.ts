@@ -33,6 +33,19 @@ export async function setUpSuite(): Promise<{ env: TestWorkflowEnvironment; bund
   return { env, bundle };
 }
 
+/** Sets the suite up before its tests (handing `env` and `bundle` to `set`) and tears the environment down after. */
+export function useSuite(set: (suite: { env: TestWorkflowEnvironment; bundle: WorkflowBundleWithSourceMap }) => void) {
+  let env: TestWorkflowEnvironment | undefined;
+  beforeAll(async () => {
+    const suite = await setUpSuite();
+    env = suite.env;
+    set(suite);
+  }, 120_000);
+  afterAll(async () => {
+    await env?.teardown();
+  });
+}
+
 export type GuardActivities = SlackActivities & ArchiveActivities;
 type CallLog = { [K in keyof GuardActivities]: Parameters<GuardActivities[K]>[0][] };
 

@@ -31,7 +31,7 @@ import {
   eventually,
   mockActivities,
   refusalOf,
-  setUpSuite,
+  useSuite,
   SLACK_REF,
   withWorker,
   type ActivityMocks,
@@ -40,13 +40,7 @@ import {
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
 
-beforeAll(async () => {
-  ({ env, bundle } = await setUpSuite());
-}, 120_000);
-
-afterAll(async () => {
-  await env?.teardown();
-});
+useSuite((s) => ({ env, bundle } = s));
 
 const HOUR = 3600_000;
 const TERMINAL_EVENTS = ['request_approved', 'request_denied', 'request_expired', 'request_cancelled'];

@@ -8,7 +8,7 @@ import { bundleWorkflowCode, DefaultLogger, Worker, type WorkflowBundleWithSourc
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { eventRecorder, setUpSuite, withWorker } from './harness.js';
+import { eventRecorder, useSuite, withWorker } from './harness.js';
 import { approveWithPersonas } from './scenarios.js';
 
 type History = proto.temporal.api.history.v1.IHistory;
@@ -18,13 +18,7 @@ const FIXTURE = fileURLToPath(new URL('../fixtures/histories/approve-with-person
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
 
-beforeAll(async () => {
-  ({ env, bundle } = await setUpSuite());
-}, 120_000);
-
-afterAll(async () => {
-  await env?.teardown();
-});
+useSuite((s) => ({ env, bundle } = s));
 
 /**
  * Recorded with `npx tsx test/fixtures/histories/record.ts`, in the format of protobufjs' `History.toJSON()`.
