@@ -1,35 +1,20 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Client, Connection } from '@temporalio/client';
 import { REDACTED } from '../../domain/redaction.js';
 import { blockActionPayload, sendInteraction, viewSubmissionPayload } from '../helpers/slack.js';
+import { approvedBy, standardPolicy } from './fixtures.js';
 import { ADMIN_TOKEN, SIGNING_SECRET, startHarness, type Created, type Harness } from './harness.js';
 
-const POLICY = `
-routing:
-  defaultChannel: C_APPROVALS
-  defaultTimeoutSec: 3600
-defaults:
-  unknownAction: deny
-  superApprovers: [U_ADMIN]
-personas:
-  DBA: [U_DBA]
-actions:
-  simple:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB], minApprovals: 1 }
-  personas:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB], minApprovals: 1 }
-    personasRequired: [DBA]
-  secretive:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB], minApprovals: 1 }
-    redactParams: { mode: denylist, keys: [password] }
-    allowParamOverrides: true
-    overrideKeys: [password, steps]
-  esc:
-    approvers: { allowSlackIds: [U_ALICE], minApprovals: 1 }
-    timeoutSec: 4
-    escalation: { escalateBeforeSec: 2 }
-`;
+const POLICY = standardPolicy({
+  simple: approvedBy(['U_ALICE', 'U_BOB'], 1),
+  personas: approvedBy(['U_ALICE', 'U_BOB'], 1, { personasRequired: ['DBA'] }),
+  secretive: approvedBy(['U_ALICE', 'U_BOB'], 1, {
+    redactParams: { mode: 'denylist', keys: ['password'] },
+    allowParamOverrides: true,
+    overrideKeys: ['password', 'steps'],
+  }),
+  esc: approvedBy(['U_ALICE'], 1, { timeoutSec: 4, escalation: { escalateBeforeSec: 2 } }),
+});
 
 const PASSWORD = 'hunter2-original-password';
 const NEW_PASSWORD = 'n3w-pass-secret';
@@ -37,18 +22,13 @@ const TOO_LONG = 'x'.repeat(40);
 const TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 let h: Harness;
-let connection: Connection;
-let client: Client;
 
 beforeAll(async () => {
   h = await startHarness({ policy: POLICY, env: { OVERRIDE_MAX_CHARS: '20' } });
-  connection = await Connection.connect({ address: process.env.TEMPORAL_TEST_ADDRESS! });
-  client = new Client({ connection });
 }, 120_000);
 
 afterAll(async () => {
   await h?.close();
-  await connection?.close();
 });
 
 const click = (actionId: string, requestId: string, userId: string) =>
@@ -96,7 +76,7 @@ describe('the audit trail of a scenario touching every fact of SPEC section 6', 
     expect(forged.status).toBe(400);
     expect((await h.post('/api/admin/reload-policy', {}, { 'x-admin-token': 'wrong-admin-token' })).status).toBe(401);
     expect((await h.post('/api/admin/reload-policy', {}, { 'x-admin-token': ADMIN_TOKEN })).status).toBe(200);
-    await Promise.all(Object.values(created).map((r) => client.workflow.getHandle(r.requestId).result()));
+    await Promise.all(Object.values(created).map((r) => h.client.workflow.getHandle(r.requestId).result()));
     lines = h.audit.lines();
   }, 60_000);
 

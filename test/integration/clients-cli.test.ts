@@ -8,23 +8,22 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { payloadHash } from '../../domain/payload-hash.js';
 import {
-  AGENT_ENV,
   AGENT_KEY,
-  CLIENTS_POLICY,
   decideWhenPosted,
   newParams,
   OUTCOME_CASES,
   receiptKeyPem,
   requestIdByMarker,
+  startClientsHarness,
 } from './clients-support.js';
-import { startHarness, type Harness } from './harness.js';
+import type { Harness } from './harness.js';
 import { messageOf, textOf } from './slack-support.js';
 
 let h: Harness;
 let pemFile: string;
 
 beforeAll(async () => {
-  h = await startHarness({ policy: CLIENTS_POLICY, env: AGENT_ENV });
+  h = await startClientsHarness();
   pemFile = join(h.dir, 'receipt-key.pem');
   await writeFile(pemFile, await receiptKeyPem(h));
 }, 60_000);

@@ -7,17 +7,16 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
 import { verifyReceipt } from '../../clients/typescript/src/index.js';
 import {
-  AGENT_ENV,
   AGENT_KEY,
-  CLIENTS_POLICY,
   decide,
   decideWhenPosted,
   newParams,
   OUTCOME_CASES,
   receiptKeyPem,
   requestIdByMarker,
+  startClientsHarness,
 } from './clients-support.js';
-import { startHarness, type Harness } from './harness.js';
+import type { Harness } from './harness.js';
 import { eventually, messageOf, textOf } from './slack-support.js';
 
 let h: Harness;
@@ -25,7 +24,7 @@ let mcp: Client;
 let pem: string;
 
 beforeAll(async () => {
-  h = await startHarness({ policy: CLIENTS_POLICY, env: AGENT_ENV });
+  h = await startClientsHarness();
   pem = await receiptKeyPem(h);
   const transport = new StdioClientTransport({
     command: process.execPath,

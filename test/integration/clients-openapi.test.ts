@@ -13,23 +13,22 @@ import {
 } from '../../domain/api-schemas.js';
 import { payloadHash } from '../../domain/payload-hash.js';
 import {
-  AGENT_ENV,
   AGENT_KEY,
-  CLIENTS_POLICY,
   decideWhenPosted,
   newParams,
   OUTCOME_CASES,
   receiptKeyPem,
   requestInput,
+  startClientsHarness,
 } from './clients-support.js';
-import { startHarness, type Harness } from './harness.js';
+import type { Harness } from './harness.js';
 
 let h: Harness;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 let doc: any;
 
 beforeAll(async () => {
-  h = await startHarness({ policy: CLIENTS_POLICY, env: AGENT_ENV });
+  h = await startClientsHarness();
   const res = await h.get('/docs/json');
   expect(res.status).toBe(200);
   doc = res.body;

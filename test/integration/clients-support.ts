@@ -8,35 +8,28 @@ import { createServer, request, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { CreateRequestInput } from '../../domain/api-schemas.js';
 import { sendInteraction, viewSubmissionPayload } from '../helpers/slack.js';
-import { SIGNING_SECRET, type Harness } from './harness.js';
+import { approvedBy, editable, policyYaml, REPLICAS, ROUTING } from './fixtures.js';
+import { SIGNING_SECRET, startHarness, type Harness } from './harness.js';
 import { buttonsOf } from './slack-support.js';
 
 export const AGENT_KEY = 'agent-key-for-client-tests';
-export const AGENT_ENV = { AGENT_API_KEYS: `ci-bot:${AGENT_KEY}` };
+const AGENT_ENV = { AGENT_API_KEYS: `ci-bot:${AGENT_KEY}` };
 
-export const CLIENTS_POLICY = `
-routing:
-  defaultChannel: C_APPROVALS
-  defaultTimeoutSec: 3600
-defaults:
-  unknownAction: deny
-actions:
-  deploy:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB], minApprovals: 1 }
-  pair:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB], minApprovals: 2 }
-  short:
-    approvers: { allowSlackIds: [U_ALICE], minApprovals: 1 }
-    timeoutSec: 2
-  scale:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB], minApprovals: 1 }
-    allowParamOverrides: true
-    overrideKeys: [replicas]
-    overrideSchema:
-      type: object
-      properties:
-        replicas: { type: integer, minimum: 1, maximum: 50 }
-`;
+const CLIENTS_POLICY = policyYaml({
+  routing: ROUTING,
+  defaults: { unknownAction: 'deny' },
+  actions: {
+    deploy: approvedBy(['U_ALICE', 'U_BOB'], 1),
+    pair: approvedBy(['U_ALICE', 'U_BOB'], 2),
+    short: approvedBy(['U_ALICE'], 1, { timeoutSec: 2 }),
+    scale: approvedBy(['U_ALICE', 'U_BOB'], 1, editable(REPLICAS)),
+  },
+});
+
+/** The service as every integration is tested against it: CLIENTS_POLICY, with AGENT_KEY accepted. */
+export function startClientsHarness(): Promise<Harness> {
+  return startHarness({ policy: CLIENTS_POLICY, env: AGENT_ENV });
+}
 
 export type Decision = 'approve' | 'deny' | 'edit' | 'none';
 

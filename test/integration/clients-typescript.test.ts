@@ -17,9 +17,7 @@ import {
 } from '../../clients/typescript/src/index.js';
 import { payloadHash } from '../../domain/payload-hash.js';
 import {
-  AGENT_ENV,
   AGENT_KEY,
-  CLIENTS_POLICY,
   decide,
   decideWhenPosted,
   newParams,
@@ -27,10 +25,11 @@ import {
   receiptKeyPem,
   requestIdByMarker,
   requestInput,
+  startClientsHarness,
   startFaultProxy,
   type FaultProxy,
 } from './clients-support.js';
-import { startHarness, type Harness } from './harness.js';
+import type { Harness } from './harness.js';
 import { counter } from './slack-support.js';
 
 let h: Harness;
@@ -40,7 +39,7 @@ let viaProxy: GuardClient;
 let pem: string;
 
 beforeAll(async () => {
-  h = await startHarness({ policy: CLIENTS_POLICY, env: AGENT_ENV });
+  h = await startClientsHarness();
   proxy = await startFaultProxy(h.url);
   guard = new GuardClient({ baseUrl: h.url, agentKey: AGENT_KEY });
   viaProxy = new GuardClient({ baseUrl: proxy.url, agentKey: AGENT_KEY, backoffMs: 100 });

@@ -4,17 +4,11 @@
  * partial approvals were kept, requests are still decidable and their expiry timers still fire.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { startApiServer } from '../../api/server.js';
 import type { StateWatcher } from '../../api/state-watcher.js';
-import { loadConfig } from '../../config/env.js';
-import { createAuditLog } from '../../observability/audit.js';
-import { createMetrics } from '../../observability/metrics.js';
-import { freePort, startDevServer, type DevServer, type DevServerOptions } from '../../temporal/dev-server.js';
-import { GUARD_SEARCH_ATTRIBUTES } from '../../temporal/search-attributes.js';
+import { freePort } from '../../temporal/dev-server.js';
+import { approvedBy, perTest, policyYaml, ROUTING } from './fixtures.js';
 import { requestBody, SIGNING_SECRET, startHarness, type Created } from './harness.js';
 import {
   apiClient,
@@ -31,45 +25,17 @@ import {
 const TOKEN_SECRET = 'durability-token-secret';
 /** Long enough to outlive a restart of the killed part, short enough to keep the suite quick. */
 const TIMER_SEC = 10;
-const DURABLE_POLICY = `
-routing:
-  defaultChannel: C_APPROVALS
-  defaultTimeoutSec: 3600
-defaults:
-  unknownAction: deny
-actions:
-  quorum2:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB, U_CAROL], minApprovals: 2 }
-  simple:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB], minApprovals: 1 }
-  timer:
-    approvers: { allowSlackIds: [U_ALICE], minApprovals: 1 }
-    timeoutSec: ${TIMER_SEC}
-`;
-
-/** Undone in reverse order after each test, pass or fail: nothing started here may outlive it. */
-let cleanups: Array<() => Promise<unknown> | void> = [];
-const onCleanup = (fn: () => Promise<unknown> | void) => void cleanups.push(fn);
-
-afterEach(async () => {
-  const pending = cleanups.reverse();
-  cleanups = [];
-  for (const fn of pending) {
-    try {
-      await fn();
-    } catch (err) {
-      console.error('durability cleanup failed:', err);
-    }
-  }
+const DURABLE_POLICY = policyYaml({
+  routing: ROUTING,
+  defaults: { unknownAction: 'deny' },
+  actions: {
+    quorum2: approvedBy(['U_ALICE', 'U_BOB', 'U_CAROL'], 2),
+    simple: approvedBy(['U_ALICE', 'U_BOB'], 1),
+    timer: approvedBy(['U_ALICE'], 1, { timeoutSec: TIMER_SEC }),
+  },
 });
 
-async function workspace(): Promise<{ dir: string; policyPath: string }> {
-  const dir = await mkdtemp(join(tmpdir(), 'guard-durable-'));
-  onCleanup(() => rm(dir, { recursive: true, force: true }));
-  const policyPath = join(dir, 'policy.yaml');
-  await writeFile(policyPath, DURABLE_POLICY);
-  return { dir, policyPath };
-}
+const { onCleanup, workspace, devServer, workerProc, apiServer } = perTest('durability');
 
 async function create(api: ApiClient, action: string): Promise<Created> {
   const res = await api.post('/api/guard/request', requestBody(action));
@@ -141,17 +107,8 @@ async function expectExpiredOnTime(api: ApiClient, req: Created): Promise<void> 
 // ---------------------------------------------------------------------------------------------------------------
 
 describe('worker killed with SIGKILL mid-request', () => {
-  function startWorkerProc(env: NodeJS.ProcessEnv): Proc {
-    const proc = startProc('worker', process.execPath, ['--import', 'tsx', 'worker/main.ts'], { env });
-    onCleanup(() => {
-      proc.child.kill('SIGKILL');
-      return proc.exited;
-    });
-    return proc;
-  }
-
   test('a new worker keeps the partial approval, applies a click queued meanwhile and fires the timer', async () => {
-    const { dir, policyPath } = await workspace();
+    const { dir, policyPath } = await workspace(DURABLE_POLICY);
     const shared = {
       TEMPORAL_ADDRESS: process.env.TEMPORAL_TEST_ADDRESS!,
       TEMPORAL_TASK_QUEUE: `durable-${randomUUID()}`,
@@ -159,22 +116,10 @@ describe('worker killed with SIGKILL mid-request', () => {
       TOKEN_SECRET,
       RETENTION_ARCHIVE_DIR: join(dir, 'archive'),
     };
-    const server = await startApiServer({
-      config: loadConfig({
-        ...shared,
-        NODE_ENV: 'test',
-        HOST: '127.0.0.1',
-        PORT: '0',
-        SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      }),
-      metrics: createMetrics(),
-      audit: createAuditLog({ stream: new Writable({ write: (_c, _e, cb) => cb() }) }),
-    });
-    onCleanup(() => server.close());
-    const api = apiClient(server.url, SIGNING_SECRET);
+    const { server, api } = await apiServer(shared);
     const workerEnv = childEnv({ ...shared, AUDIT_FILE: join(dir, 'audit.ndjson') });
 
-    const first = startWorkerProc(workerEnv);
+    const first = workerProc(workerEnv);
     await first.waitForLine(/polling task queue/, 60_000);
     const partial = await create(api, 'quorum2');
     expect(await clickThen(api, 'approve', partial.requestId, 'U_ALICE')).toMatchObject({
@@ -198,7 +143,7 @@ describe('worker killed with SIGKILL mid-request', () => {
       body: { ok: true, status: 'received' },
     });
 
-    const second = startWorkerProc(workerEnv);
+    const second = workerProc(workerEnv);
     await second.waitForLine(/polling task queue/, 60_000);
 
     expect(await statusOf(api, partial.requestId)).toMatchObject({
@@ -226,15 +171,8 @@ describe('worker killed with SIGKILL mid-request', () => {
 
 describe('Temporal dev server stopped and restarted on the same SQLite file', () => {
   test('the API answers 503 meanwhile, then recovers; requests, approvals and timers survive', async () => {
-    const { dir } = await workspace();
-    const opts: DevServerOptions = {
-      dbFile: join(dir, 'temporal.db'),
-      port: await freePort(),
-      namespace: 'default',
-      searchAttributes: GUARD_SEARCH_ATTRIBUTES,
-    };
-    let server: DevServer = await startDevServer(opts);
-    onCleanup(() => server.stop());
+    const { dir } = await workspace(DURABLE_POLICY);
+    const server = await devServer(dir);
     const h = await startHarness({ policy: DURABLE_POLICY, temporalAddress: server.address });
     onCleanup(() => h.close());
     const api = apiClient(h.url, SIGNING_SECRET);
@@ -273,7 +211,7 @@ describe('Temporal dev server stopped and restarted on the same SQLite file', ()
       expect(Date.now() - started).toBeLessThan(10_000);
     }
 
-    server = await startDevServer(opts);
+    await server.start();
     const ready = await pollUntil(
       'readyz to recover',
       async () => {
@@ -342,7 +280,7 @@ describe('npm start: SIGKILL of its whole process group, then a second run', () 
   }
 
   test('nothing is left holding a port; the next run keeps every request, approval and timer; SIGTERM exits 0', async () => {
-    const { dir, policyPath } = await workspace();
+    const { dir, policyPath } = await workspace(DURABLE_POLICY);
     const ports: Ports = { api: await freePort(), grpc: await freePort(), ui: await freePort() };
     const env = childEnv({
       HOST: '127.0.0.1',

@@ -5,18 +5,10 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { startApiServer, type ApiServer } from '../../api/server.js';
-import { loadConfig } from '../../config/env.js';
 import { startFakeSlack, type FakeSlack } from '../../dev/fake-slack.js';
-import { createAuditLog } from '../../observability/audit.js';
-import { createMetrics } from '../../observability/metrics.js';
-import { freePort, startDevServer, type DevServer, type DevServerOptions } from '../../temporal/dev-server.js';
-import { GUARD_SEARCH_ATTRIBUTES } from '../../temporal/search-attributes.js';
 import { blockActionPayload, sendInteraction } from '../helpers/slack.js';
+import { perTest } from './fixtures.js';
 import {
   ADMIN_TOKEN,
   requestBody,
@@ -26,29 +18,9 @@ import {
   type Created,
   type Harness,
 } from './harness.js';
-import { apiClient, childEnv, pollUntil, startProc, type ApiClient, type Proc } from './procs.js';
+import { apiClient, childEnv, pollUntil, type ApiClient } from './procs.js';
 
-/** Undone in reverse order after each test, pass or fail. */
-let cleanups: Array<() => Promise<unknown> | void> = [];
-const onCleanup = (fn: () => Promise<unknown> | void) => void cleanups.push(fn);
-
-afterEach(async () => {
-  const pending = cleanups.reverse();
-  cleanups = [];
-  for (const fn of pending) {
-    try {
-      await fn();
-    } catch (err) {
-      console.error('faults cleanup failed:', err);
-    }
-  }
-});
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'guard-faults-'));
-  onCleanup(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+const { onCleanup, workspace, devServer, workerProc, apiServer } = perTest('faults');
 
 /** Requests on a task queue as Temporal's visibility counts them; polled until it reports `expected` (eventual). */
 async function countRequests(address: string, taskQueue: string, expected: number, extra = ''): Promise<number> {
@@ -89,15 +61,8 @@ async function expectDecidedOnce(api: ApiClient, requestId: string, by: string):
 
 describe('Temporal unreachable', () => {
   test('every route answers 503 temporal_unavailable, /readyz degrades and recovers by itself; retries create each request once', async () => {
-    const dir = await tempDir();
-    const opts: DevServerOptions = {
-      dbFile: join(dir, 'temporal.db'),
-      port: await freePort(),
-      namespace: 'default',
-      searchAttributes: GUARD_SEARCH_ATTRIBUTES,
-    };
-    let server: DevServer = await startDevServer(opts);
-    onCleanup(() => server.stop());
+    const { dir } = await workspace();
+    const server = await devServer(dir);
     const h = await startHarness({ temporalAddress: server.address });
     onCleanup(() => h.close());
     const api = apiClient(h.url, SIGNING_SECRET);
@@ -152,7 +117,7 @@ describe('Temporal unreachable', () => {
     const click = await h.click('approve', one.requestId, 'U_ALICE');
     expect(click.status).toBe(200);
 
-    server = await startDevServer(opts);
+    await server.start();
     // Nobody restarts the API: it sees Temporal back on its own.
     const ready = await pollUntil(
       'readyz to recover',
@@ -216,19 +181,8 @@ describe('worker killed under load', () => {
     }
   }
 
-  function startWorkerProc(env: NodeJS.ProcessEnv): Proc {
-    const proc = startProc('worker', process.execPath, ['--import', 'tsx', 'worker/main.ts'], { env });
-    onCleanup(() => {
-      proc.child.kill('SIGKILL');
-      return proc.exited;
-    });
-    return proc;
-  }
-
   test(`${LOAD} concurrent creates while the worker is SIGKILLed and replaced: all exist, each decided once`, async () => {
-    const dir = await tempDir();
-    const policyPath = join(dir, 'policy.yaml');
-    await writeFile(policyPath, TEST_POLICY);
+    const { dir, policyPath } = await workspace(TEST_POLICY);
     const fakeSlack: FakeSlack = await startFakeSlack();
     onCleanup(() => fakeSlack.close());
     const address = process.env.TEMPORAL_TEST_ADDRESS!;
@@ -241,23 +195,10 @@ describe('worker killed under load', () => {
       SLACK_API_URL: fakeSlack.url,
       RETENTION_ARCHIVE_DIR: join(dir, 'archive'),
     };
-    const server: ApiServer = await startApiServer({
-      config: loadConfig({
-        ...shared,
-        NODE_ENV: 'test',
-        HOST: '127.0.0.1',
-        PORT: '0',
-        SLACK_SIGNING_SECRET: SIGNING_SECRET,
-        RATE_LIMIT_CAPACITY: '100000',
-      }),
-      metrics: createMetrics(),
-      audit: createAuditLog({ stream: new Writable({ write: (_c, _e, cb) => cb() }) }),
-    });
-    onCleanup(() => server.close());
-    const api = apiClient(server.url, SIGNING_SECRET);
+    const { api } = await apiServer(shared, { RATE_LIMIT_CAPACITY: '100000' });
     const workerEnv = childEnv({ ...shared, AUDIT_FILE: join(dir, 'audit.ndjson') });
 
-    const first = startWorkerProc(workerEnv);
+    const first = workerProc(workerEnv);
     await first.waitForLine(/polling task queue/, 90_000);
 
     // The load: 50 agents at once. The worker dies while it is starting their workflows and posting to Slack.
@@ -273,7 +214,7 @@ describe('worker killed under load', () => {
     });
     first.child.kill('SIGKILL');
     expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
-    const second = startWorkerProc(workerEnv);
+    const second = workerProc(workerEnv);
 
     const results = await Promise.all(creates);
     expect(results.map((r) => r.status)).toEqual(Array(LOAD).fill(200));

@@ -1,3 +1,4 @@
+import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -14,34 +15,10 @@ import { startWorker, type RunningWorker } from '../../worker/run.js';
 import { workflowsPath } from '../../worker/worker.js';
 import { blockActionPayload, sendInteraction, type InteractionResponse } from '../helpers/slack.js';
 import { clickResult, type AskClick, type ClickResult } from './clicks.js';
+import { ADMIN_TOKEN, SIGNING_SECRET, TEST_POLICY } from './fixtures.js';
 
-export const SIGNING_SECRET = 'test-signing-secret';
-export const ADMIN_TOKEN = 'test-admin-token';
-
-export const TEST_POLICY = `
-routing:
-  defaultChannel: C_APPROVALS
-  defaultTimeoutSec: 3600
-defaults:
-  unknownAction: deny
-  superApprovers: [U_ADMIN]
-personas:
-  DBA: [U_DBA]
-actions:
-  simple:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB, U_REQ], minApprovals: 1 }
-  quorum2:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB, U_CAROL], minApprovals: 2 }
-  personas:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB], minApprovals: 1 }
-    personasRequired: [DBA, Security]
-  short:
-    approvers: { allowSlackIds: [U_ALICE], minApprovals: 1 }
-    timeoutSec: 2
-  self_ok:
-    approvers: { allowSlackIds: [U_REQ], minApprovals: 1 }
-    allowSelfApproval: true
-`;
+// Suites import these with the harness; they live in fixtures.ts, which the harness builds on.
+export { ADMIN_TOKEN, SIGNING_SECRET, TEST_POLICY };
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | null = null;
 /** The workflow code, bundled once per test file. */
@@ -72,6 +49,8 @@ export interface Harness {
   audit: { lines: () => Array<Record<string, unknown>> };
   api: ApiServer;
   worker: RunningWorker;
+  /** A Temporal client of the test's own (not the API's), to check what the API says against Temporal itself. */
+  client: Client;
   policyPath: string;
   dir: string;
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<JsonResponse>;
@@ -111,6 +90,29 @@ export function requestBody(action: string, overrides: Record<string, unknown> =
     },
     ...overrides,
   };
+}
+
+/** A call to the API at `base`: JSON answers parsed, plain-text ones (healthz, metrics) kept as strings. */
+export async function fetchJson(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<JsonResponse> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // plain-text answers stay strings
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
 }
 
 function captureAudit(): { log: AuditLog; lines: () => Array<Record<string, unknown>> } {
@@ -180,21 +182,13 @@ export async function startHarness(
   const api = await startApiServer({ config, metrics, audit: audit.log, tracing: opts.tracing ?? null });
   const url = api.url;
 
-  const request = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-    const res = await fetch(`${url}${path}`, {
-      method,
-      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
-      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      // plain-text answers (healthz, metrics) stay strings
-    }
-    return { status: res.status, body: parsed, headers: res.headers } as JsonResponse;
-  };
+  const request = (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
+    fetchJson(url, method, path, body, headers);
+  // Lazy: it connects on first use, so suites that never ask Temporal directly pay nothing.
+  const client = new Client({
+    connection: Connection.lazy({ address }),
+    namespace: config.TEMPORAL_NAMESPACE,
+  });
 
   const ask: AskClick = (requestId, clickId) => api.gateway.clickOutcome(requestId, clickId);
   const harness: Harness = {
@@ -205,6 +199,7 @@ export async function startHarness(
     audit: { lines: audit.lines },
     api,
     worker,
+    client,
     policyPath,
     dir,
     post: (path, body, headers) => request('POST', path, body, headers),
@@ -234,6 +229,7 @@ export async function startHarness(
       await api.close();
       await worker.shutdown();
       await fakeSlack.close();
+      await client.connection.close();
     },
   };
   return harness;

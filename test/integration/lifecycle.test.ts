@@ -1,42 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { Writable } from 'node:stream';
-import { startApiServer, type ApiServer } from '../../api/server.js';
-import { createAuditLog } from '../../observability/audit.js';
-import { createMetrics } from '../../observability/metrics.js';
+import { approvedBy, standardPolicy, startApi } from './fixtures.js';
 import { ADMIN_TOKEN, requestBody, startHarness, type Harness, type JsonResponse } from './harness.js';
 
-const POLICY = `
-routing:
-  defaultChannel: C_APPROVALS
-  defaultTimeoutSec: 3600
-defaults:
-  unknownAction: deny
-  superApprovers: [U_ADMIN]
-personas:
-  DBA: [U_DBA]
-actions:
-  simple:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB], minApprovals: 1 }
-  gated:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB], minApprovals: 2 }
-    personasRequired: [DBA]
-  retry:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB], minApprovals: 1 }
-    allowReRequest: true
-  retry_slow:
-    approvers: { allowSlackIds: [U_ALICE], minApprovals: 1 }
-    allowReRequest: true
-    reRequestCooldownSec: 3600
-  retry_cool:
-    approvers: { allowSlackIds: [U_ALICE], minApprovals: 1 }
-    allowReRequest: true
-    reRequestCooldownSec: 2
-  escalating:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB, U_CAROL], minApprovals: 1 }
-    timeoutSec: 4
-    escalation: { escalateBeforeSec: 2, escalationChannel: C_ESCALATIONS, escalateMinApprovals: 2 }
-`;
+/** The suite's policy; a test reloads it with a stricter quorum for `retry`. */
+const policy = (retryQuorum: number) =>
+  standardPolicy({
+    simple: approvedBy(['U_ALICE', 'U_BOB'], 1),
+    gated: approvedBy(['U_ALICE', 'U_BOB'], 2, { personasRequired: ['DBA'] }),
+    retry: approvedBy(['U_ALICE', 'U_BOB'], retryQuorum, { allowReRequest: true }),
+    retry_slow: approvedBy(['U_ALICE'], 1, { allowReRequest: true, reRequestCooldownSec: 3600 }),
+    retry_cool: approvedBy(['U_ALICE'], 1, { allowReRequest: true, reRequestCooldownSec: 2 }),
+    escalating: approvedBy(['U_ALICE', 'U_BOB', 'U_CAROL'], 1, {
+      timeoutSec: 4,
+      escalation: { escalateBeforeSec: 2, escalationChannel: 'C_ESCALATIONS', escalateMinApprovals: 2 },
+    }),
+  });
+const POLICY = policy(1);
 const HEARTBEAT_MS = 200;
 
 let h: Harness;
@@ -182,10 +162,7 @@ describe('POST /api/guard/rerequest', () => {
 
   test('the re-request is judged by the current policy, the original keeps its frozen plan', async () => {
     const original = await denied('retry');
-    const stricter = POLICY.replace(
-      'approvers: { allowSlackIds: [U_ALICE, U_BOB], minApprovals: 1 }\n    allowReRequest: true',
-      'approvers: { allowSlackIds: [U_ALICE, U_BOB], minApprovals: 2 }\n    allowReRequest: true',
-    );
+    const stricter = policy(2);
     expect(stricter).not.toBe(POLICY);
     try {
       await writeFile(h.policyPath, stricter);
@@ -237,7 +214,7 @@ describe('POST /api/guard/rerequest', () => {
     expect(sixth.body.retryAfterSec).toBeGreaterThan(86_000);
     expect(sixth.headers.get('retry-after')).toBe(String(sixth.body.retryAfterSec));
 
-    const replica = await startReplica();
+    const replica = await startApi(h.config);
     try {
       const res = await fetchAt(replica.url, '/api/guard/rerequest', {
         originalRequestId: original.requestId,
@@ -252,7 +229,7 @@ describe('POST /api/guard/rerequest', () => {
 
   test('two replicas racing on one lineage: exactly one re-request wins, the other is cooling down', async () => {
     const original = await denied('retry_cool');
-    const replica = await startReplica();
+    const replica = await startApi(h.config);
     await sleep(2100);
     try {
       const body = { originalRequestId: original.requestId, actor: 'U_REQ' };
@@ -363,7 +340,7 @@ describe('GET /api/guard/wait-sse', () => {
 
   test('shutting an API replica down ends its open streams instead of waiting for them', async () => {
     const req = await h.create('simple');
-    const replica = await startReplica();
+    const replica = await startApi(h.config);
     const stream = await openSse(req.token, replica.url);
     expect(await stream.next()).toMatchObject({ data: { status: 'ready_for_approval' } });
     await replica.close();
@@ -534,12 +511,6 @@ describe('admin request routes', () => {
     expect(await counter('security_events_total', { type: 'unauthorized' })).toBe(before + 2);
   });
 });
-
-/** A second API process against the same Temporal: replicas share nothing but Temporal and the secrets. */
-async function startReplica(): Promise<ApiServer> {
-  const sink = new Writable({ write: (_c, _e, cb) => cb() });
-  return startApiServer({ config: h.config, metrics: createMetrics(), audit: createAuditLog({ stream: sink }) });
-}
 
 async function fetchAt(base: string, path: string, body: unknown): Promise<JsonResponse> {
   const res = await fetch(`${base}${path}`, {

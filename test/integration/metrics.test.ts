@@ -3,16 +3,15 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { Client, Connection } from '@temporalio/client';
-import { startApiServer, type ApiServer } from '../../api/server.js';
+import type { ApiServer } from '../../api/server.js';
 import { freePort } from '../../temporal/dev-server.js';
 import { startFakeSlack, type FakeSlack } from '../../dev/fake-slack.js';
 import { createAuditLog } from '../../observability/audit.js';
-import { createMetrics } from '../../observability/metrics.js';
 import { loadConfig } from '../../config/env.js';
 import { blockActionPayload, sendInteraction, viewSubmissionPayload } from '../helpers/slack.js';
 import { scrape, type Scrape } from '../helpers/prometheus.js';
 import { startWorker } from '../../worker/run.js';
+import { approvedBy, standardPolicy, startApi, type Actions } from './fixtures.js';
 import {
   ADMIN_TOKEN,
   requestBody,
@@ -24,53 +23,38 @@ import {
 } from './harness.js';
 import { childEnv, pollUntil, startProc, type Proc } from './procs.js';
 
-const POLICY = `
-routing:
-  defaultChannel: C_APPROVALS
-  defaultTimeoutSec: 3600
-defaults:
-  unknownAction: deny
-  superApprovers: [U_ADMIN]
-personas:
-  DBA: [U_DBA]
-actions:
-  simple:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB], minApprovals: 1 }
-  quorum2:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB, U_CAROL], minApprovals: 2 }
-  personas:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB], minApprovals: 1 }
-    personasRequired: [DBA, Security]
-  edits:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB], minApprovals: 1 }
-    allowParamOverrides: true
-    overrideKeys: [steps]
-  esc:
-    approvers: { allowSlackIds: [U_ALICE], minApprovals: 1 }
-    timeoutSec: 6
-    escalation: { escalateBeforeSec: 4, escalationChannel: C_ESCALATIONS }
-`;
+const ESC: Actions = {
+  esc: approvedBy(['U_ALICE'], 1, {
+    timeoutSec: 6,
+    escalation: { escalateBeforeSec: 4, escalationChannel: 'C_ESCALATIONS' },
+  }),
+};
+/** The suite's policy; a test reloads it without the `esc` action. */
+const policy = (esc: Actions) =>
+  standardPolicy({
+    simple: approvedBy(['U_ALICE', 'U_BOB'], 1),
+    quorum2: approvedBy(['U_ALICE', 'U_BOB', 'U_CAROL'], 2),
+    personas: approvedBy(['U_ALICE', 'U_BOB'], 1, { personasRequired: ['DBA', 'Security'] }),
+    edits: approvedBy(['U_ALICE', 'U_BOB'], 1, { allowParamOverrides: true, overrideKeys: ['steps'] }),
+    ...esc,
+  });
+const POLICY = policy(ESC);
 
 const ACTIONS = ['simple', 'quorum2', 'personas', 'edits', 'esc'];
 
 let h: Harness;
-let connection: Connection;
-let client: Client;
 
 beforeAll(async () => {
   // One changed character at most: '42' is refused (diff_size_exceeded), '5' is applied.
   h = await startHarness({ policy: POLICY, env: { OVERRIDE_MAX_CHARS: '1' } });
-  connection = await Connection.connect({ address: process.env.TEMPORAL_TEST_ADDRESS! });
-  client = new Client({ connection });
 }, 120_000);
 
 afterAll(async () => {
   await h?.close();
-  await connection?.close();
 });
 
 const metricsOf = (baseUrl: string) => scrape(`${baseUrl}/metrics`);
-const closed = (ids: string[]) => Promise.all(ids.map((id) => client.workflow.getHandle(id).result()));
+const closed = (ids: string[]) => Promise.all(ids.map((id) => h.client.workflow.getHandle(id).result()));
 
 async function createOn(baseUrl: string, action: string, headers: Record<string, string> = {}): Promise<Created> {
   const res = await fetch(`${baseUrl}/api/guard/request`, {
@@ -248,12 +232,7 @@ describe('request gauges from Temporal visibility', () => {
   let api2: ApiServer;
 
   beforeAll(async () => {
-    const quiet = new Writable({ write: (_c, _e, cb) => cb() });
-    api2 = await startApiServer({
-      config: { ...h.config, PORT: 0 },
-      metrics: createMetrics(),
-      audit: createAuditLog({ stream: quiet }),
-    });
+    api2 = await startApi({ ...h.config, PORT: 0 });
   });
 
   afterAll(async () => {
@@ -334,7 +313,7 @@ describe('request gauges from Temporal visibility', () => {
   });
 
   test('an action that leaves the policy stops being reported once nothing of it is open', async () => {
-    await writeFile(h.policyPath, POLICY.replace(/ {2}esc:[\s\S]*$/, ''));
+    await writeFile(h.policyPath, policy({}));
     const reload = await h.post('/api/admin/reload-policy', {}, { 'x-admin-token': ADMIN_TOKEN });
     expect(reload.status).toBe(200);
     const s = await pollUntil(
@@ -392,11 +371,7 @@ describe('a worker-only process', () => {
     };
     worker = startProc('worker', process.execPath, ['--import', 'tsx', 'worker/main.ts'], { env: childEnv(env) });
     await worker.waitForLine(/polling task queue/, 120_000);
-    api = await startApiServer({
-      config: loadConfig({ ...env, ...apiEnv(h) }),
-      metrics: createMetrics(),
-      audit: createAuditLog({ stream: new Writable({ write: (_c, _e, cb) => cb() }) }),
-    });
+    api = await startApi(loadConfig({ ...env, ...apiEnv(h) }));
 
     const req = await createOn(api.url, 'simple');
     await clickOn(api.url, 'approve', req.requestId, 'U_ALICE');

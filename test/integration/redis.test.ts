@@ -6,15 +6,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { startApiServer, type ApiServer } from '../../api/server.js';
-import { createAuditLog } from '../../observability/audit.js';
+import type { ApiServer } from '../../api/server.js';
 import { createMetrics, type Metrics } from '../../observability/metrics.js';
 import { freePort } from '../../temporal/dev-server.js';
 import { blockActionPayload, formBody, signSlackRequest, INTERACTIONS_PATH } from '../helpers/slack.js';
-import { requestBody, SIGNING_SECRET, startHarness, type Harness } from './harness.js';
+import { startApi } from './fixtures.js';
+import { fetchJson, requestBody, SIGNING_SECRET, startHarness, type Harness } from './harness.js';
 
 const CAPACITY = 4;
 const AGENTS = ['limit-bot', 'outage-bot', 'other-bot'] as const;
@@ -87,11 +86,7 @@ beforeAll(async () => {
   };
   h = await startHarness({ env });
   // The second replica: same configuration and task queue, its own process state.
-  second = await startApiServer({
-    config: h.config,
-    metrics: secondMetrics,
-    audit: createAuditLog({ stream: new Writable({ write: (_c, _e, cb) => cb() }) }),
-  });
+  second = await startApi(h.config, secondMetrics);
   inspect = new Redis(redis.url, { maxRetriesPerRequest: 1 });
   inspect.on('error', () => undefined);
 }, 60_000);
@@ -103,22 +98,9 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-async function post(base: string, path: string, body: string | object, headers: Record<string, string>) {
-  const res = await fetch(`${base}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  let json: any = text;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    // Slack acks may be empty
-  }
-  return { status: res.status, body: json, headers: res.headers };
-}
+/** Slack acks may be empty: those bodies stay strings. */
+const post = (base: string, path: string, body: string | object, headers: Record<string, string>) =>
+  fetchJson(base, 'POST', path, body, headers);
 
 const create = (base: string, agent: string) => post(base, '/api/guard/request', requestBody('simple'), bearer(agent));
 

@@ -8,7 +8,7 @@ import { loadConfig } from '../../config/env.js';
 import { createAuditLog } from '../../observability/audit.js';
 import { createMetrics, type Metrics } from '../../observability/metrics.js';
 import { blockActionPayload, formBody, sendInteraction, signSlackRequest } from '../helpers/slack.js';
-import { ADMIN_TOKEN, requestBody, SIGNING_SECRET, startHarness, type Harness } from './harness.js';
+import { ADMIN_TOKEN, fetchJson, requestBody, SIGNING_SECRET, startHarness, type Harness } from './harness.js';
 
 const CI_KEY = 'ci-key-0123456789abcdef';
 const RELEASE_KEY = 'release-key-fedcba9876543210';
@@ -54,23 +54,6 @@ async function replica(env: Record<string, string>, logs?: string[]): Promise<{ 
   });
   replicas.push(api);
   return { api, metrics };
-}
-
-async function call(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
-    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // plain text answers stay strings
-  }
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  return { status: res.status, body: parsed as any, headers: res.headers };
 }
 
 describe('agent authentication', () => {
@@ -145,7 +128,7 @@ describe('agent authentication', () => {
 
   test('without AGENT_API_KEYS nothing is asked and no agent is recorded', async () => {
     const { api } = await replica({ AGENT_API_KEYS: '' });
-    const res = await call(api.url, 'POST', '/api/guard/request', requestBody('simple'));
+    const res = await fetchJson(api.url, 'POST', '/api/guard/request', requestBody('simple'));
     expect(res.status).toBe(200);
     expect((await api.gateway.input(res.body.requestId as string)).agent).toBeNull();
   });
@@ -157,7 +140,8 @@ describe('rate limiting', () => {
 
   test('the request past the capacity → 429 rate_limited with Retry-After, counted; agents have their own buckets', async () => {
     const { api, metrics } = await replica(env);
-    const create = (key: string) => call(api.url, 'POST', '/api/guard/request', requestBody('simple'), bearer(key));
+    const create = (key: string) =>
+      fetchJson(api.url, 'POST', '/api/guard/request', requestBody('simple'), bearer(key));
     for (let i = 0; i < CAPACITY; i++) {
       const ok = await create(CI_KEY);
       expect(ok.status).toBe(200);
@@ -181,18 +165,20 @@ describe('rate limiting', () => {
   test('anonymous callers are limited per IP; health, readiness, metrics and Slack are never limited', async () => {
     const { api } = await replica(env);
     for (let i = 0; i < CAPACITY; i++) {
-      expect((await call(api.url, 'GET', '/api/guard/status?requestId=req_none')).status).toBe(404);
+      expect((await fetchJson(api.url, 'GET', '/api/guard/status?requestId=req_none')).status).toBe(404);
     }
-    const limited = await call(api.url, 'GET', '/api/guard/status?requestId=req_none');
+    const limited = await fetchJson(api.url, 'GET', '/api/guard/status?requestId=req_none');
     expect(limited).toMatchObject({ status: 429, body: { error: 'rate_limited' } });
     // The IP's budget is spent: a client guessing agent keys gets no more tries either.
-    expect(await call(api.url, 'POST', '/api/guard/request', requestBody('simple'), bearer('guess'))).toMatchObject({
+    expect(
+      await fetchJson(api.url, 'POST', '/api/guard/request', requestBody('simple'), bearer('guess')),
+    ).toMatchObject({
       status: 429,
     });
     for (let i = 0; i < CAPACITY + 2; i++) {
-      expect((await call(api.url, 'GET', '/healthz')).status).toBe(200);
-      expect((await call(api.url, 'GET', '/readyz')).status).toBe(200);
-      expect((await call(api.url, 'GET', '/metrics')).status).toBe(200);
+      expect((await fetchJson(api.url, 'GET', '/healthz')).status).toBe(200);
+      expect((await fetchJson(api.url, 'GET', '/readyz')).status).toBe(200);
+      expect((await fetchJson(api.url, 'GET', '/metrics')).status).toBe(200);
       const click = await sendInteraction(
         api.url,
         SIGNING_SECRET,
@@ -259,23 +245,23 @@ describe('admin routes and secrets', () => {
     const { api } = await replica({ ADMIN_TOKEN: '' });
     const attempts: Array<Record<string, string>> = [{}, { 'x-admin-token': ADMIN_TOKEN }, { 'x-admin-token': '' }];
     for (const headers of attempts) {
-      expect(await call(api.url, 'POST', '/api/admin/reload-policy', undefined, headers)).toMatchObject({
+      expect(await fetchJson(api.url, 'POST', '/api/admin/reload-policy', undefined, headers)).toMatchObject({
         status: 401,
         body: { error: 'unauthorized' },
       });
-      expect(await call(api.url, 'GET', '/api/admin/requests', undefined, headers)).toMatchObject({ status: 401 });
+      expect(await fetchJson(api.url, 'GET', '/api/admin/requests', undefined, headers)).toMatchObject({ status: 401 });
     }
   });
 
   test('no key, token or signature reaches the logs, even at trace level', async () => {
     const logs: string[] = [];
     const { api } = await replica({}, logs);
-    const created = await call(api.url, 'POST', '/api/guard/request', requestBody('simple'), bearer(CI_KEY));
+    const created = await fetchJson(api.url, 'POST', '/api/guard/request', requestBody('simple'), bearer(CI_KEY));
     expect(created.status).toBe(200);
     const token = created.body.token as string;
-    await call(api.url, 'GET', `/api/guard/wait?token=${encodeURIComponent(token)}&timeoutSec=0`);
-    await call(api.url, 'POST', '/api/guard/request', requestBody('simple'), bearer(RELEASE_KEY.slice(0, -2)));
-    await call(api.url, 'POST', '/api/admin/reload-policy', undefined, { 'x-admin-token': ADMIN_TOKEN });
+    await fetchJson(api.url, 'GET', `/api/guard/wait?token=${encodeURIComponent(token)}&timeoutSec=0`);
+    await fetchJson(api.url, 'POST', '/api/guard/request', requestBody('simple'), bearer(RELEASE_KEY.slice(0, -2)));
+    await fetchJson(api.url, 'POST', '/api/admin/reload-policy', undefined, { 'x-admin-token': ADMIN_TOKEN });
     const click = await sendInteraction(
       api.url,
       SIGNING_SECRET,
@@ -283,7 +269,7 @@ describe('admin routes and secrets', () => {
     );
     expect(click.status).toBe(200);
     const signature = signSlackRequest(SIGNING_SECRET, 'x')['x-slack-signature'];
-    await call(api.url, 'POST', '/api/slack/interactions', 'payload=%7B%7D', {
+    await fetchJson(api.url, 'POST', '/api/slack/interactions', 'payload=%7B%7D', {
       'content-type': 'application/x-www-form-urlencoded',
       'x-slack-signature': signature,
       'x-slack-request-timestamp': String(Math.floor(Date.now() / 1000)),

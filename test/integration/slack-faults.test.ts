@@ -2,23 +2,19 @@
  * Slack misbehaving: rate limits (429 + Retry-After), outages (5xx for a while) and permanent errors. Decisions
  * never wait for Slack, nothing is lost, and the message ends up right once Slack answers again.
  */
+import { approvedBy, policyYaml } from './fixtures.js';
 import { startHarness, type Harness } from './harness.js';
 import { actionIds, counter, eventually, textOf, waitForMessage } from './slack-support.js';
 
-const POLICY = `
-routing:
-  defaultChannel: C_APPROVALS
-personas:
-  DBA: [U0DBA]
-actions:
-  simple:
-    approvers: { allowSlackIds: [U0ALICE, U0BOB], minApprovals: 1 }
-  quorum2:
-    approvers: { allowSlackIds: [U0ALICE, U0BOB, U0CAROL], minApprovals: 2 }
-  personas:
-    approvers: { allowSlackIds: [U0ALICE, U0BOB], minApprovals: 1 }
-    personasRequired: [DBA, Security]
-`;
+const POLICY = policyYaml({
+  routing: { defaultChannel: 'C_APPROVALS' },
+  personas: { DBA: ['U0DBA'] },
+  actions: {
+    simple: approvedBy(['U0ALICE', 'U0BOB'], 1),
+    quorum2: approvedBy(['U0ALICE', 'U0BOB', 'U0CAROL'], 2),
+    personas: approvedBy(['U0ALICE', 'U0BOB'], 1, { personasRequired: ['DBA', 'Security'] }),
+  },
+});
 
 let h: Harness;
 

@@ -2,44 +2,26 @@
  * The Slack message through a request's life, as the channel sees it in the fake Slack: what is posted, each
  * update after a signed click, which buttons are offered when, and the final line naming who decided.
  */
+import { approvedBy, standardPolicy } from './fixtures.js';
 import { startHarness, type Harness } from './harness.js';
 import { actionIds, buttonsOf, counter, eventually, messageOf, textOf, waitForMessage } from './slack-support.js';
 
-const POLICY = `
-routing:
-  defaultChannel: C_APPROVALS
-  defaultTimeoutSec: 3600
-defaults:
-  unknownAction: deny
-  superApprovers: [U_ADMIN]
-personas:
-  DBA: [U0DBA]
-actions:
-  simple:
-    approvers: { allowSlackIds: [U0ALICE, U0BOB, U_REQ], minApprovals: 1 }
-  quorum2:
-    approvers: { allowSlackIds: [U0ALICE, U0BOB, U0CAROL], minApprovals: 2 }
-  personas:
-    approvers: { allowSlackIds: [U0ALICE, U0BOB], minApprovals: 1 }
-    personasRequired: [DBA, Security]
-  secret:
-    approvers: { allowSlackIds: [U0ALICE], minApprovals: 1 }
-    redactParams: { mode: denylist, keys: [token] }
-  everything_hidden:
-    approvers: { allowSlackIds: [U0ALICE], minApprovals: 1 }
-    redactParams: { mode: all }
-  editable:
-    approvers: { allowSlackIds: [U0ALICE], minApprovals: 1 }
-    allowParamOverrides: true
-    overrideKeys: [steps]
-  short:
-    approvers: { allowSlackIds: [U0ALICE], minApprovals: 1 }
-    timeoutSec: 2
-  escalating:
-    approvers: { allowSlackIds: [U0ALICE, U0BOB], minApprovals: 1 }
-    timeoutSec: 8
-    escalation: { escalateBeforeSec: 6, escalationChannel: C_ESCALATIONS, escalateMinApprovals: 2 }
-`;
+const POLICY = standardPolicy(
+  {
+    simple: approvedBy(['U0ALICE', 'U0BOB', 'U_REQ'], 1),
+    quorum2: approvedBy(['U0ALICE', 'U0BOB', 'U0CAROL'], 2),
+    personas: approvedBy(['U0ALICE', 'U0BOB'], 1, { personasRequired: ['DBA', 'Security'] }),
+    secret: approvedBy(['U0ALICE'], 1, { redactParams: { mode: 'denylist', keys: ['token'] } }),
+    everything_hidden: approvedBy(['U0ALICE'], 1, { redactParams: { mode: 'all' } }),
+    editable: approvedBy(['U0ALICE'], 1, { allowParamOverrides: true, overrideKeys: ['steps'] }),
+    short: approvedBy(['U0ALICE'], 1, { timeoutSec: 2 }),
+    escalating: approvedBy(['U0ALICE', 'U0BOB'], 1, {
+      timeoutSec: 8,
+      escalation: { escalateBeforeSec: 6, escalationChannel: 'C_ESCALATIONS', escalateMinApprovals: 2 },
+    }),
+  },
+  'U0DBA',
+);
 
 let h: Harness;
 

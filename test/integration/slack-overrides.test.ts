@@ -4,42 +4,33 @@
  */
 import { randomUUID } from 'node:crypto';
 import { blockActionPayload, sendInteraction, viewSubmissionPayload, type InputValues } from '../helpers/slack.js';
+import { approvedBy, editable, policyYaml, REPLICAS } from './fixtures.js';
 import { SIGNING_SECRET, startHarness, type Harness } from './harness.js';
 import { actionIds, buttonsOf, counter, eventually, textOf, waitForMessage } from './slack-support.js';
 
-const POLICY = `
-routing:
-  defaultChannel: C_APPROVALS
-defaults:
-  superApprovers: [U0ADMIN]
-actions:
-  scale:
-    approvers: { allowSlackIds: [U0ALICE, U0BOB, U_REQ], minApprovals: 1 }
-    allowParamOverrides: true
-    overrideKeys: [replicas, region, note, label]
-    overrideSchema:
-      type: object
-      properties:
-        replicas: { type: integer, minimum: 1, maximum: 50 }
-        region: { type: string, enum: [eu-west-1, us-east-1] }
-        note: { type: string }
-        label: { type: string }
-  scale2:
-    approvers: { allowSlackIds: [U0ALICE, U0BOB, U0CAROL], minApprovals: 2 }
-    allowParamOverrides: true
-    overrideKeys: [replicas]
-    overrideSchema:
-      type: object
-      properties:
-        replicas: { type: integer, minimum: 1, maximum: 50 }
-  hidden:
-    approvers: { allowSlackIds: [U0ALICE], minApprovals: 1 }
-    redactParams: { mode: denylist, keys: [password] }
-    allowParamOverrides: true
-    overrideKeys: [password, replicas]
-  fixed:
-    approvers: { allowSlackIds: [U0ALICE], minApprovals: 1 }
-`;
+const POLICY = policyYaml({
+  routing: { defaultChannel: 'C_APPROVALS' },
+  defaults: { superApprovers: ['U0ADMIN'] },
+  actions: {
+    scale: approvedBy(
+      ['U0ALICE', 'U0BOB', 'U_REQ'],
+      1,
+      editable({
+        ...REPLICAS,
+        region: { type: 'string', enum: ['eu-west-1', 'us-east-1'] },
+        note: { type: 'string' },
+        label: { type: 'string' },
+      }),
+    ),
+    scale2: approvedBy(['U0ALICE', 'U0BOB', 'U0CAROL'], 2, editable(REPLICAS)),
+    hidden: approvedBy(['U0ALICE'], 1, {
+      redactParams: { mode: 'denylist', keys: ['password'] },
+      allowParamOverrides: true,
+      overrideKeys: ['password', 'replicas'],
+    }),
+    fixed: approvedBy(['U0ALICE'], 1),
+  },
+});
 
 const PARAMS = { service: 'web', replicas: 3, region: 'eu-west-1', note: 'x' };
 

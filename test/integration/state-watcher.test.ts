@@ -3,41 +3,29 @@
  * history alone (Update results, the workflow's result) or, for changes the history carries no state of (timers,
  * signals), by reading the state once their workflow task completed.
  */
-import { Writable } from 'node:stream';
-import { Client, Connection } from '@temporalio/client';
-import { startApiServer, type ApiServer } from '../../api/server.js';
-import { createAuditLog } from '../../observability/audit.js';
-import { createMetrics } from '../../observability/metrics.js';
+import type { ApiServer } from '../../api/server.js';
 import { approveSignal } from '../../workflows/messages.js';
-import { startHarness, TEST_POLICY, type Harness } from './harness.js';
+import { approvedBy, standardPolicy, startApi, TEST_ACTIONS } from './fixtures.js';
+import { startHarness, type Harness } from './harness.js';
 
-const POLICY = `${TEST_POLICY}
-  escalating_fast:
-    approvers: { allowSlackIds: [U_ALICE, U_BOB], minApprovals: 1 }
-    timeoutSec: 5
-    escalation: { escalateBeforeSec: 2, escalationChannel: C_ESCALATIONS, escalateMinApprovals: 2 }
-`;
+const POLICY = standardPolicy({
+  ...TEST_ACTIONS,
+  escalating_fast: approvedBy(['U_ALICE', 'U_BOB'], 1, {
+    timeoutSec: 5,
+    escalation: { escalateBeforeSec: 2, escalationChannel: 'C_ESCALATIONS', escalateMinApprovals: 2 },
+  }),
+});
 
 let h: Harness;
 let replica: ApiServer;
-let connection: Connection;
-let client: Client;
 
 beforeAll(async () => {
   h = await startHarness({ policy: POLICY });
-  const sink = new Writable({ write: (_c, _e, cb) => cb() });
-  replica = await startApiServer({
-    config: h.config,
-    metrics: createMetrics(),
-    audit: createAuditLog({ stream: sink }),
-  });
-  connection = await Connection.connect({ address: h.config.TEMPORAL_ADDRESS! });
-  client = new Client({ connection, namespace: h.config.TEMPORAL_NAMESPACE });
+  replica = await startApi(h.config);
 }, 60_000);
 
 afterAll(async () => {
   await replica?.close();
-  await connection?.close();
   await h?.close();
 });
 
@@ -101,6 +89,6 @@ test('a vote sent as a signal (the durable fallback) reaches the waiter', async 
   const req = await h.create('quorum2');
   const waiting = waitOnReplica(req.token);
   await parked(req.requestId);
-  await client.workflow.getHandle(req.requestId).signal(approveSignal, { userId: 'U_ALICE' });
+  await h.client.workflow.getHandle(req.requestId).signal(approveSignal, { userId: 'U_ALICE' });
   expect(await waiting).toMatchObject({ status: 'ready_for_approval', approvers: ['U_ALICE'], terminal: false });
 });

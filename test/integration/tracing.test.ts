@@ -1,27 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { Client, Connection } from '@temporalio/client';
 import { startTracing, type Tracing } from '../../observability/tracing.js';
 import { startHarness, type Harness } from './harness.js';
 
 const exporter = new InMemorySpanExporter();
 let tracing: Tracing;
 let h: Harness;
-let connection: Connection;
-let client: Client;
 
 beforeAll(async () => {
   const started = startTracing({ TRACING_ENABLED: true, TRACING_EXPORTER: 'console' }, 'approval-guard-test', exporter);
   if (!started) throw new Error('tracing did not start');
   tracing = started;
   h = await startHarness({ tracing });
-  connection = await Connection.connect({ address: process.env.TEMPORAL_TEST_ADDRESS! });
-  client = new Client({ connection });
 }, 120_000);
 
 afterAll(async () => {
   await h?.close();
-  await connection?.close();
   await tracing?.shutdown();
 });
 
@@ -41,7 +35,7 @@ test('one trace from the HTTP request through workflow start, the workflow, its 
   const created = await h.create('simple', {}, { traceparent: `00-${traceId}-${callerSpanId}-01` });
   const click = await h.click('approve', created.requestId, 'U_ALICE');
   expect(click.status).toBe(200);
-  await client.workflow.getHandle(created.requestId).result();
+  await h.client.workflow.getHandle(created.requestId).result();
   await tracing.flush();
 
   const spans = traceOf(traceId);
@@ -78,7 +72,7 @@ test('a Slack click is one trace down to the workflow Signal it sends', async ()
   exporter.reset();
   const click = await h.click('approve', created.requestId, 'U_ALICE');
   expect(click.status).toBe(200);
-  await client.workflow.getHandle(created.requestId).result();
+  await h.client.workflow.getHandle(created.requestId).result();
   await tracing.flush();
 
   const clickSpan = exporter.getFinishedSpans().find((s) => s.name === 'POST /api/slack/interactions');
