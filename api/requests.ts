@@ -24,9 +24,6 @@ export type CommandOutcome = { ok: true; view: RequestView } | { ok: true; view:
 /** A click sent as a Signal: recorded by Temporal (its outcome is asked with the click id), or refused at once. */
 export type SentClick = { ok: true; clickId: string } | Refusal;
 
-/** How long the sender of a click waits to learn its outcome (a worker may be restarting). */
-const CLICK_OUTCOME_DEADLINE_MS = 30_000;
-
 export class NotFoundError extends Error {
   override name = 'NotFoundError';
 }
@@ -37,8 +34,6 @@ const UPDATE_DEADLINE_MS = 2000;
 /** The API's only door to Temporal: start, read, watch and message approval workflows. */
 export class RequestGateway {
   readonly watcher: StateWatcher;
-  /** Click outcome queries in flight. */
-  private readonly asking = new Set<{ abort: AbortController; settled: Promise<void> }>();
 
   constructor(
     private readonly client: Client,
@@ -141,38 +136,6 @@ export class RequestGateway {
     }
   }
 
-  /**
-   * What became of a click (for tools and tests; the click path itself does not ask): the query is answered once
-   * the workflow task that applied the Signal completed (Temporal holds a query while a workflow task is pending).
-   */
-  async clickOutcome(requestId: string, clickId: string): Promise<msg.ClickAnswer> {
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(), CLICK_OUTCOME_DEADLINE_MS);
-    const asked = this.client.connection.withAbortSignal(deadline.signal, () =>
-      this.client.workflow.getHandle(requestId).query(msg.clickOutcomeQuery, clickId),
-    );
-    const entry = { abort: deadline, settled: asked.then(noop, noop) };
-    this.asking.add(entry);
-    try {
-      return await asked;
-    } finally {
-      clearTimeout(timer);
-      this.asking.delete(entry);
-    }
-  }
-
-  /**
-   * Stops watching and lets the clicks' outcome queries finish (briefly), then cancels the rest: a call still
-   * running when the connection closes would be retried by the SDK on a closed channel.
-   */
-  async close(graceMs = 1000): Promise<void> {
-    this.watcher.close();
-    const settled = () => Promise.allSettled([...this.asking].map((e) => e.settled));
-    await Promise.race([settled(), new Promise((r) => setTimeout(r, graceMs).unref())]);
-    for (const e of this.asking) e.abort.abort();
-    await Promise.race([settled(), new Promise((r) => setTimeout(r, graceMs).unref())]);
-  }
-
   private async queueAsSignal<I>(
     handle: WorkflowHandle,
     signal: SignalDefinition<[I]>,
@@ -268,6 +231,5 @@ export class RequestGateway {
   }
 }
 
-const noop = () => {};
 const GRPC_NOT_FOUND = 5;
 const GRPC_INVALID_ARGUMENT = 3;

@@ -95,7 +95,6 @@ export async function startApiServer(opts: {
     async close() {
       gateway.watcher.close();
       await app.close();
-      await gateway.close();
       await connection.close();
       if (redis) await closeRedis(redis);
     },

@@ -14,7 +14,7 @@ import { WORKFLOW_TRACING_MODULE, type Tracing } from '../../observability/traci
 import { startWorker, type RunningWorker } from '../../worker/run.js';
 import { workflowsPath } from '../../worker/worker.js';
 import { blockActionPayload, sendInteraction, type InteractionResponse } from '../helpers/slack.js';
-import { clickResult, type AskClick, type ClickResult } from './clicks.js';
+import { askThrough, clickResult, type AskClick, type ClickResult } from './clicks.js';
 import { ADMIN_TOKEN, SIGNING_SECRET, TEST_POLICY } from './fixtures.js';
 
 // Suites import these with the harness; they live in fixtures.ts, which the harness builds on.
@@ -190,7 +190,7 @@ export async function startHarness(
     namespace: config.TEMPORAL_NAMESPACE,
   });
 
-  const ask: AskClick = (requestId, clickId) => api.gateway.clickOutcome(requestId, clickId);
+  const ask: AskClick = askThrough(client);
   const harness: Harness = {
     url,
     config,
