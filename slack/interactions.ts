@@ -8,7 +8,7 @@ import type { Metrics } from '../observability/metrics.js';
 import * as msg from '../workflows/messages.js';
 import { registerEditHandlers } from './edits.js';
 import { FastifyReceiver, type AckResult } from './receiver.js';
-import { countedSlackCall, ephemeralTeller, refusalText, type Tell } from './replies.js';
+import { countedSlackCall, ephemeralTeller, refusalText, replyTo, type Tell } from './replies.js';
 
 /** The parts of an interaction payload we rely on; anything else Slack sends passes through untouched. */
 export const interactionSchema = z.discriminatedUnion('type', [
@@ -103,7 +103,7 @@ export function createSlackInteractions(deps: SlackInteractionsDeps): SlackInter
   return { dispatch: (payload) => receiver.dispatch(payload), client: app.client };
 }
 
-export const RECEIVED_TEXT = 'Received; the request will update in a moment.';
+const RECEIVED_TEXT = 'Received; the request will update in a moment.';
 
 /**
  * Sends the click as a Signal and answers Slack as soon as Temporal has it (SPEC 4: "sends the workflow
@@ -133,10 +133,4 @@ function clickHandler(run: Command, tell: Tell) {
     }
     await ack({ ok: true, status: 'received', requestId, clickId: sent.clickId, text: RECEIVED_TEXT });
   };
-}
-
-/** Where a refusal is told: the button's channel, to the clicker only (none for a button outside a channel). */
-function replyTo(body: BlockAction): msg.ReplyTo | undefined {
-  const channel = body.channel?.id ?? body.container?.channel_id;
-  return channel ? { channel, user: body.user.id } : undefined;
 }

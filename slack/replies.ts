@@ -1,6 +1,7 @@
 import type { BlockAction } from '@slack/bolt';
 import type { WebClient } from '@slack/web-api';
 import type { Metrics } from '../observability/metrics.js';
+import type { ReplyTo } from '../workflows/messages.js';
 
 export { refusalText } from '../domain/refusal-text.js';
 
@@ -26,17 +27,21 @@ export function isRateLimited(err: unknown): boolean {
   return (err as { code?: string }).code === 'slack_webapi_rate_limited_error';
 }
 
+/** Where a clicker is told privately: the button's channel, to the clicker only (none outside a channel). */
+export function replyTo(body: BlockAction): ReplyTo | undefined {
+  const channel = body.channel?.id ?? body.container?.channel_id;
+  return channel ? { channel, user: body.user.id } : undefined;
+}
+
 /** Sends the clicker a message only they see, in the channel of the button. */
 export type Tell = (client: WebClient, body: BlockAction, text: string) => void;
 
 export function ephemeralTeller(slackCall: SlackCall, enabled: boolean): Tell {
   return (client, body, text) => {
-    const channel = body.channel?.id ?? body.container?.channel_id;
-    if (!enabled || !channel) return;
-    slackCall('chat.postEphemeral', () => client.chat.postEphemeral({ channel, user: body.user.id, text })).catch(
-      () => {
-        // The refusal already went back in the HTTP answer; an ephemeral that fails is not worth a retry.
-      },
-    );
+    const to = replyTo(body);
+    if (!enabled || !to) return;
+    slackCall('chat.postEphemeral', () => client.chat.postEphemeral({ ...to, text })).catch(() => {
+      // The refusal already went back in the HTTP answer; an ephemeral that fails is not worth a retry.
+    });
   };
 }
