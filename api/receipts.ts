@@ -11,7 +11,7 @@ import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'no
 import { dirname } from 'node:path';
 import {
   RECEIPT_VERSION,
-  receiptClaimsSchema,
+  parseReceiptClaims,
   type ReceiptClaims,
   type ReceiptKeyResponse,
 } from '../domain/api-schemas.js';
@@ -54,7 +54,7 @@ export function createReceiptSigner(privateKeyPem: string) {
       const [body, signature, ...rest] = receipt.split('.');
       if (!body || !signature || rest.length > 0) return null;
       if (!verify(null, Buffer.from(body), publicKey, Buffer.from(signature, 'base64url'))) return null;
-      const claims = parseClaims(body);
+      const claims = parseReceiptClaims(body);
       if (!claims || claims.kid !== kid) return null;
       const { v: _v, kid: _kid, ...fields } = claims;
       return { valid: true, ...fields };
@@ -71,15 +71,6 @@ export function createReceiptSigner(privateKeyPem: string) {
   };
 }
 export type ReceiptSigner = ReturnType<typeof createReceiptSigner>;
-
-function parseClaims(body: string): ReceiptClaims | null {
-  try {
-    const parsed = receiptClaimsSchema.safeParse(JSON.parse(Buffer.from(body, 'base64url').toString('utf8')));
-    return parsed.success ? parsed.data : null;
-  } catch {
-    return null;
-  }
-}
 
 /** Derived from the key itself, so every replica sharing the key names it the same way. */
 function keyId(publicKey: KeyObject): string {

@@ -143,6 +143,16 @@ export const receiptClaimsSchema = z.strictObject({
 });
 export type ReceiptClaims = z.infer<typeof receiptClaimsSchema>;
 
+/** A receipt's claims from its base64url body; null when they are not a receipt's (the signature is checked apart). */
+export function parseReceiptClaims(body: string): ReceiptClaims | null {
+  try {
+    const parsed = receiptClaimsSchema.safeParse(JSON.parse(Buffer.from(body, 'base64url').toString('utf8')));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
 export const verifyResponseSchema = z.union([
   receiptClaimsSchema.omit({ v: true, kid: true }).extend({ valid: z.literal(true) }),
   z.object({ valid: z.literal(false) }),

@@ -108,7 +108,7 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
     const t = reduce(state, plan, command, nowIso());
     if (!t.ok) throw ApplicationFailure.create({ type: t.reason, message: t.message, nonRetryable: true });
   };
-  // Outcomes of the latest Signals that carried a click id (bounded: a sender asks right after sending).
+  // Verdicts of the latest Signals that carried a click id, for the clickOutcome query (tools, tests, operators).
   const clicks = new Map<string, msg.ClickOutcome>();
   // Private notices of refused clicks still being sent; the request does not end before they are.
   const refusalNotices: Array<Promise<void>> = [];

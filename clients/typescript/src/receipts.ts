@@ -1,5 +1,5 @@
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { receiptClaimsSchema, type ReceiptClaims } from '../../../domain/api-schemas.js';
+import { parseReceiptClaims, type ReceiptClaims } from '../../../domain/api-schemas.js';
 
 /** What the executor is about to run: every field given must match the receipt's claim. */
 export type ReceiptExpectations = Partial<Pick<ReceiptClaims, 'requestId' | 'action' | 'outcome' | 'payloadHash'>>;
@@ -18,19 +18,10 @@ export function verifyReceipt(
   if (!body || !signature || rest.length > 0) return null;
   const key = typeof publicKey === 'string' ? createPublicKey(publicKey) : publicKey;
   if (!verify(null, Buffer.from(body), key, Buffer.from(signature, 'base64url'))) return null;
-  const claims = parseClaims(body);
+  const claims = parseReceiptClaims(body);
   if (!claims) return null;
   const matches = Object.entries(expected).every(
     ([field, value]) => value === undefined || claims[field as keyof ReceiptExpectations] === value,
   );
   return matches ? claims : null;
-}
-
-function parseClaims(body: string): ReceiptClaims | null {
-  try {
-    const parsed = receiptClaimsSchema.safeParse(JSON.parse(Buffer.from(body, 'base64url').toString('utf8')));
-    return parsed.success ? parsed.data : null;
-  } catch {
-    return null;
-  }
 }
