@@ -84,6 +84,45 @@ export function compileOverrideSchema(schema: Record<string, unknown>): Override
   return validator;
 }
 
+/** One way the agent's params fail an action's `paramsSchema`: the path inside the params and why. */
+export interface ParamsProblem {
+  /** e.g. `['limits', 'cpu']`; a missing or unexpected key is named as the last segment; empty for the object. */
+  path: string[];
+  message: string;
+}
+export type ParamsValidator = (params: Record<string, unknown>) => ParamsProblem[] | null;
+
+const paramsByContent = new Map<string, ParamsValidator>();
+
+/**
+ * Compiles an action's `paramsSchema` (issue 17: checked when a request is created) into a validator listing every
+ * problem with its full path inside the params, or null when they pass. Same Ajv settings, drafts and `errorMessage`
+ * convention as override schemas; throws when the schema is invalid (the policy loader refuses such a policy first).
+ */
+export function compileParamsSchema(schema: Record<string, unknown>): ParamsValidator {
+  const key = canonicalJson(schema);
+  let validator = paramsByContent.get(key);
+  if (!validator) {
+    const validate = newAjv(schema).compile(schema);
+    validator = (params) => (validate(params) ? null : (validate.errors ?? []).map(describeAtPath));
+    if (paramsByContent.size >= CACHE_LIMIT) paramsByContent.delete(paramsByContent.keys().next().value as string);
+    paramsByContent.set(key, validator);
+  }
+  return validator;
+}
+
+function describeAtPath(error: ErrorObject): ParamsProblem {
+  const path = pointerToPath(error.instancePath);
+  const custom = customMessage(error);
+  if (error.keyword === 'required') {
+    return { path: [...path, String(error.params.missingProperty)], message: custom ?? 'is required' };
+  }
+  if (error.keyword === 'additionalProperties') {
+    return { path: [...path, String(error.params.additionalProperty)], message: custom ?? 'is not an allowed key' };
+  }
+  return { path, message: custom ?? error.message ?? 'is invalid' };
+}
+
 function toFieldErrors(validate: ValidateFunction): OverrideValidator {
   return (params) => {
     if (validate(params)) return null;

@@ -30,6 +30,10 @@ export interface Plan {
     maxChars: number;
   };
   allowSelfApproval: boolean;
+  /** JSON Schema the agent's params must pass at create (`actions.<name>.paramsSchema`); null: any params. */
+  paramsSchema: Record<string, unknown> | null;
+  /** A decision receipt expires this long after the decision (`receiptTtlSec`, else `defaults.receiptTtlSec`). */
+  receiptTtlSec: number;
   reRequest: { allowed: boolean; cooldownSec: number };
   channel: string | null;
   dmFallbackUser: string | null;
@@ -82,6 +86,8 @@ function actionPlan(policy: Policy, def: PolicyAction, limits: PlanLimits): Plan
       maxChars: limits.overrideMaxChars,
     },
     allowSelfApproval: def.allowSelfApproval,
+    paramsSchema: def.paramsSchema ? structuredClone(def.paramsSchema) : null,
+    receiptTtlSec: def.receiptTtlSec ?? policy.defaults.receiptTtlSec,
     reRequest: { allowed: def.allowReRequest, cooldownSec: def.reRequestCooldownSec },
     channel: def.channel ?? policy.routing.defaultChannel ?? null,
   };
@@ -105,6 +111,8 @@ function manualPlan(policy: Policy, limits: PlanLimits): PlanBody {
       maxChars: limits.overrideMaxChars,
     },
     allowSelfApproval: false,
+    paramsSchema: null,
+    receiptTtlSec: policy.defaults.receiptTtlSec,
     reRequest: { allowed: false, cooldownSec: 0 },
     channel: policy.routing.defaultChannel ?? null,
   };

@@ -10,6 +10,8 @@ const name = z.string().min(1, 'must not be empty');
 const seconds = z.number().int('must be a whole number of seconds').positive('must be greater than 0');
 
 export const DEFAULT_TIMEOUT_SEC = 3600;
+/** How long a decision receipt stays valid after the decision (issue 17: one hour unless the policy says). */
+export const DEFAULT_RECEIPT_TTL_SEC = 3600;
 
 export const redactionSchema = z.strictObject({
   mode: z.enum(['allowlist', 'denylist', 'all']),
@@ -41,6 +43,8 @@ export const actionSchema = z.strictObject({
   overrideKeys: z.array(name).default([]),
   overrideSchema: z.record(z.string(), z.unknown()).optional(),
   allowSelfApproval: z.boolean().default(false),
+  paramsSchema: z.record(z.string(), z.unknown()).optional(),
+  receiptTtlSec: seconds.optional(),
 });
 
 export const routingSchema = z.strictObject({
@@ -52,13 +56,18 @@ export const routingSchema = z.strictObject({
 export const defaultsSchema = z.strictObject({
   unknownAction: z.enum(['deny', 'manual']).default('deny'),
   superApprovers: z.array(slackId).default([]),
+  receiptTtlSec: seconds.default(DEFAULT_RECEIPT_TTL_SEC),
 });
 
 const policyObject = z.strictObject({
   version: z.union([z.number(), z.string()]).optional(),
   actions: z.record(name, actionSchema).default({}),
   routing: routingSchema.default({ defaultTimeoutSec: DEFAULT_TIMEOUT_SEC }),
-  defaults: defaultsSchema.default({ unknownAction: 'deny', superApprovers: [] }),
+  defaults: defaultsSchema.default({
+    unknownAction: 'deny',
+    superApprovers: [],
+    receiptTtlSec: DEFAULT_RECEIPT_TTL_SEC,
+  }),
   personas: z.record(name, z.array(slackId)).default({}),
 });
 
@@ -110,6 +119,7 @@ function checkAction(policy: Policy, sections: Intact, action: PolicyAction, rep
   if (sections.defaults) checkQuorum(policy, action, report);
   if (sections.personas) checkPersonas(policy, action, report);
   checkOverrides(action, report);
+  if (action.paramsSchema) checkObjectSchema(action.paramsSchema, ['paramsSchema'], report);
   if (action.redactParams && action.redactParams.mode !== 'all' && action.redactParams.keys.length === 0) {
     report(['redactParams', 'keys'], `must list at least one key for mode ${action.redactParams.mode}`);
   }
@@ -158,20 +168,7 @@ function checkOverrides(action: PolicyAction, report: Report): void {
     report(['overrideKeys'], 'must list at least one key when allowParamOverrides is true');
   }
   const schema = action.overrideSchema;
-  if (!schema) return;
-  const problems = overrideSchemaProblems(schema);
-  const seen = new Set<string>();
-  for (const problem of problems) {
-    const key = problem.path.join('/');
-    if (seen.has(key)) continue;
-    seen.add(key);
-    report(['overrideSchema', ...problem.path], `invalid JSON Schema: ${problem.message}`);
-  }
-  if (problems.length > 0) return;
-  const type = schema.type;
-  if (type !== undefined && type !== 'object' && !(Array.isArray(type) && type.includes('object'))) {
-    report(['overrideSchema', 'type'], "must be 'object': the schema validates the whole params object");
-  }
+  if (!schema || !checkObjectSchema(schema, ['overrideSchema'], report)) return;
   const properties = isPlainObject(schema.properties) ? schema.properties : {};
   action.overrideKeys.forEach((key, i) => {
     if (!Object.hasOwn(properties, key)) {
@@ -181,6 +178,27 @@ function checkOverrides(action: PolicyAction, report: Report): void {
       );
     }
   });
+}
+
+/**
+ * A JSON Schema that validates a whole params object: it compiles (each problem reported once, with its path inside
+ * the schema) and its top-level type, if any, is object. False when it does not compile.
+ */
+function checkObjectSchema(schema: Record<string, unknown>, at: Path, report: Report): boolean {
+  const problems = overrideSchemaProblems(schema);
+  const seen = new Set<string>();
+  for (const problem of problems) {
+    const key = problem.path.join('/');
+    if (seen.has(key)) continue;
+    seen.add(key);
+    report([...at, ...problem.path], `invalid JSON Schema: ${problem.message}`);
+  }
+  if (problems.length > 0) return false;
+  const type = schema.type;
+  if (type !== undefined && type !== 'object' && !(Array.isArray(type) && type.includes('object'))) {
+    report([...at, 'type'], "must be 'object': the schema validates the whole params object");
+  }
+  return true;
 }
 
 function isPrefix(prefix: readonly PropertyKey[], path: Path): boolean {

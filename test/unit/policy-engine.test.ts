@@ -3,7 +3,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   compileOverrideSchema,
+  compileParamsSchema,
   overrideSchemaProblems,
+  type ParamsProblem,
   publicSchema,
   ROOT_ERROR_KEY,
 } from '../../domain/json-schema.js';
@@ -52,6 +54,7 @@ describe('policy defaults', () => {
     ['routing.dmFallbackUser', loaded.policy.routing.dmFallbackUser, undefined],
     ['defaults.unknownAction', loaded.policy.defaults.unknownAction, 'deny'],
     ['defaults.superApprovers', loaded.policy.defaults.superApprovers, []],
+    ['defaults.receiptTtlSec', loaded.policy.defaults.receiptTtlSec, 3600],
     ['personas', loaded.policy.personas, {}],
     ['actions.a.approvers.minApprovals', action.approvers.minApprovals, 1],
     ['actions.a.personasRequired', action.personasRequired, []],
@@ -64,6 +67,8 @@ describe('policy defaults', () => {
     ['actions.a.overrideKeys', action.overrideKeys, []],
     ['actions.a.overrideSchema', action.overrideSchema, undefined],
     ['actions.a.allowSelfApproval', action.allowSelfApproval, false],
+    ['actions.a.paramsSchema', action.paramsSchema, undefined],
+    ['actions.a.receiptTtlSec', action.receiptTtlSec, undefined],
   ])('%s defaults to %p', (_path, actual, expected) => {
     expect(actual).toEqual(expected);
   });
@@ -86,7 +91,7 @@ describe('every field of SPEC section 5 is accepted', () => {
   const top = `
 version: 2
 routing: { defaultChannel: C_DEF, dmFallbackUser: U_DM, defaultTimeoutSec: 7200 }
-defaults: { unknownAction: manual, superApprovers: [U_ADMIN] }
+defaults: { unknownAction: manual, superApprovers: [U_ADMIN], receiptTtlSec: 900 }
 personas: { DBA: [U_DBA] }`;
   const policy = parsePolicy(
     withAction(
@@ -103,7 +108,9 @@ reRequestCooldownSec: 30
 allowParamOverrides: true
 overrideKeys: [n]
 overrideSchema: { type: object, properties: { n: { type: integer } } }
-allowSelfApproval: true`,
+allowSelfApproval: true
+paramsSchema: { type: object, required: [n], properties: { n: { type: integer } } }
+receiptTtlSec: 120`,
       top,
     ),
   ).policy;
@@ -111,7 +118,7 @@ allowSelfApproval: true`,
   test.each<[string, unknown, unknown]>([
     ['version', policy.version, 2],
     ['routing', policy.routing, { defaultChannel: 'C_DEF', dmFallbackUser: 'U_DM', defaultTimeoutSec: 7200 }],
-    ['defaults', policy.defaults, { unknownAction: 'manual', superApprovers: ['U_ADMIN'] }],
+    ['defaults', policy.defaults, { unknownAction: 'manual', superApprovers: ['U_ADMIN'], receiptTtlSec: 900 }],
     ['personas', policy.personas, { DBA: ['U_DBA'] }],
     ['description', a.description, 'do a thing'],
     ['approvers', a.approvers, { allowSlackIds: ['U_A', 'U_B'], minApprovals: 2 }],
@@ -126,6 +133,8 @@ allowSelfApproval: true`,
     ['overrideKeys', a.overrideKeys, ['n']],
     ['overrideSchema', a.overrideSchema, { type: 'object', properties: { n: { type: 'integer' } } }],
     ['allowSelfApproval', a.allowSelfApproval, true],
+    ['paramsSchema', a.paramsSchema, { type: 'object', required: ['n'], properties: { n: { type: 'integer' } } }],
+    ['receiptTtlSec', a.receiptTtlSec, 120],
   ])('%s', (_field, actual, expected) => {
     expect(actual).toEqual(expected);
   });
@@ -332,6 +341,37 @@ describe('validation errors name the YAML path and the rule', () => {
       withAction(`${BASE}\noverrideSchema: { properties: { n: { $ref: "#/definitions/none" } } }`),
       "actions.a.overrideSchema: invalid JSON Schema: can't resolve reference #/definitions/none from id #",
     ],
+    [
+      'params schema not for an object',
+      withAction(`${BASE}\nparamsSchema: { type: array }`),
+      "actions.a.paramsSchema.type: must be 'object': the schema validates the whole params object",
+    ],
+    [
+      'params schema: invalid keyword value',
+      withAction(`${BASE}\nparamsSchema: { type: object, properties: { n: { type: integr } } }`),
+      'actions.a.paramsSchema.properties.n.type: invalid JSON Schema: must be equal to one of the allowed values',
+    ],
+    [
+      'params schema: unknown keyword (typo)',
+      withAction(`${BASE}\nparamsSchema: { properties: { n: { maxLenght: 5 } } }`),
+      'actions.a.paramsSchema: invalid JSON Schema: strict mode: unknown keyword: "maxLenght"',
+    ],
+    [
+      'params schema not a mapping',
+      withAction(`${BASE}\nparamsSchema: true`),
+      'actions.a.paramsSchema: must be a record, not boolean true',
+    ],
+    ['receiptTtlSec zero', withAction(`${BASE}\nreceiptTtlSec: 0`), 'actions.a.receiptTtlSec: must be greater than 0'],
+    [
+      'receiptTtlSec as text',
+      withAction(`${BASE}\nreceiptTtlSec: 1h`),
+      'actions.a.receiptTtlSec: must be a number, not string "1h"',
+    ],
+    [
+      'defaults.receiptTtlSec fraction',
+      'defaults: { receiptTtlSec: 0.5 }\nactions: {}\n',
+      'defaults.receiptTtlSec: must be a whole number of seconds',
+    ],
     // the file itself
     ['empty file', '', '(root): the policy file is empty'],
     ['comments only', '# nothing yet\n', '(root): the policy file is empty'],
@@ -481,7 +521,7 @@ describe('formatPath', () => {
 describe('evaluatePolicy: the plan frozen into the workflow', () => {
   const policy = `
 routing: { defaultChannel: C_DEF, dmFallbackUser: U_DM, defaultTimeoutSec: 7200 }
-defaults: { unknownAction: deny, superApprovers: [U_ADMIN, U_A] }
+defaults: { unknownAction: deny, superApprovers: [U_ADMIN, U_A], receiptTtlSec: 1800 }
 personas: { DBA: [U_DBA1, U_DBA2] }
 actions:
   full:
@@ -497,6 +537,8 @@ actions:
     overrideKeys: [n]
     overrideSchema: { type: object, properties: { n: { type: integer, maximum: 5 } } }
     allowSelfApproval: true
+    paramsSchema: { type: object, required: [db] }
+    receiptTtlSec: 300
   bare:
     approvers: { allowSlackIds: [U_B] }
     escalation: { escalateBeforeSec: 60 }
@@ -554,6 +596,12 @@ actions:
     ['dmFallbackUser', full.dmFallbackUser, 'U_DM'],
     ['known action', full.known, true],
     ['policy hash', full.policyHash, parsePolicy(policy).hash],
+    ['params schema', [full.paramsSchema, bare.paramsSchema], [{ type: 'object', required: ['db'] }, null]],
+    [
+      'receipt lifetime: the action’s, else defaults.receiptTtlSec',
+      [full.receiptTtlSec, bare.receiptTtlSec],
+      [300, 1800],
+    ],
   ])('%s', (_name, actual, expected) => {
     expect(actual).toEqual(expected);
   });
@@ -584,6 +632,8 @@ actions:
       redaction: { mode: 'all', keys: [] },
       overrides: { allowed: false, keys: [], schema: null, maxKeys: 10, maxChars: 2000 },
       allowSelfApproval: false,
+      paramsSchema: null,
+      receiptTtlSec: 1800,
       reRequest: { allowed: false, cooldownSec: 0 },
       channel: 'C_DEF',
       dmFallbackUser: 'U_DM',
@@ -615,7 +665,52 @@ actions:
     (a.plan.overrides.schema!.properties as Record<string, unknown>).n = 'mutated';
     a.plan.approvers.push('U_EVIL');
     a.plan.personas[0]!.members.push('U_EVIL');
+    (a.plan.paramsSchema!.required as string[]).push('evil');
     expect(evaluatePolicy(loaded.policy, loaded.hash, 'full', LIMITS)).toEqual(b);
+  });
+});
+
+describe('params JSON Schema: every problem with its path inside the params', () => {
+  const validate = compileParamsSchema({
+    type: 'object',
+    required: ['database'],
+    additionalProperties: false,
+    properties: {
+      database: { type: 'string', enum: ['orders', 'users'] },
+      limits: { type: 'object', required: ['cpu'], properties: { cpu: { type: 'number', maximum: 4 } } },
+      steps: { type: 'array', items: { type: 'integer', errorMessage: 'a step number' } },
+    },
+  });
+
+  test.each<[string, Record<string, unknown>, ParamsProblem[] | null]>([
+    ['valid params', { database: 'orders', limits: { cpu: 2 }, steps: [1, 2] }, null],
+    ['missing required key', {}, [{ path: ['database'], message: 'is required' }]],
+    ['unexpected key', { database: 'users', color: 'red' }, [{ path: ['color'], message: 'is not an allowed key' }]],
+    ['nested value', { database: 'users', limits: { cpu: 9 } }, [{ path: ['limits', 'cpu'], message: 'must be <= 4' }]],
+    ['nested missing key', { database: 'users', limits: {} }, [{ path: ['limits', 'cpu'], message: 'is required' }]],
+    [
+      'errorMessage annotation',
+      { database: 'users', steps: ['x'] },
+      [{ path: ['steps', '0'], message: 'a step number' }],
+    ],
+    [
+      'several at once',
+      { database: 'prod', limits: { cpu: 'lots' } },
+      [
+        { path: ['database'], message: 'must be equal to one of the allowed values' },
+        { path: ['limits', 'cpu'], message: 'must be number' },
+      ],
+    ],
+  ])('%s', (_name, params, expected) => {
+    expect(validate(params)).toEqual(expected);
+  });
+
+  test('compiled once per distinct schema', () => {
+    const schema = { type: 'object', maxProperties: 1 };
+    expect(compileParamsSchema(schema)).toBe(compileParamsSchema(structuredClone(schema)));
+    expect(compileParamsSchema(schema)({ a: 1, b: 2 })).toEqual([
+      { path: [], message: 'must NOT have more than 1 properties' },
+    ]);
   });
 });
 

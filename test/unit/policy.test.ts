@@ -331,6 +331,8 @@ describe('evaluatePolicy', () => {
       redaction: { mode: 'all', keys: [] },
       overrides: { allowed: false, keys: [], schema: null, maxKeys: 4, maxChars: 500 },
       allowSelfApproval: false,
+      paramsSchema: null,
+      receiptTtlSec: 3600,
       reRequest: { allowed: false, cooldownSec: 0 },
       channel: 'C0APPROVALS',
       dmFallbackUser: 'U0ONCALL',
