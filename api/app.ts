@@ -3,6 +3,7 @@ import type { ApiDeps } from './deps.js';
 import { traceHttpRequests } from '../observability/tracing.js';
 import { registerAgentAuth } from './auth.js';
 import { registerErrorHandler } from './errors.js';
+import { registerHttpMetrics } from './http-metrics.js';
 import { loggerOptions, registerHttpHardening } from './http-hardening.js';
 import { registerOpenApi } from './openapi.js';
 import { registerRateLimit } from './rate-limit.js';
@@ -35,6 +36,7 @@ export async function buildApp(
     disableRequestLogging: true,
   });
   app.decorateRequest('agentName', null);
+  registerHttpMetrics(app, deps.metrics);
   registerErrorHandler(app);
   // Security hooks before any route, in this order: identify the agent, limit its rate, then refuse the unknown.
   await registerHttpHardening(app);

@@ -49,6 +49,16 @@ export function createMetrics(registry = new Registry()) {
       'persona',
     ]),
     slackUpdateQueueDepth: gauge('slack_update_queue_depth', 'Slack message updates waiting to be sent'),
+    /** Per API replica (api/http-metrics.ts); `route` is the route pattern or `unmatched`, never the raw URL. */
+    httpRequests: counter('http_requests_total', 'HTTP requests answered', ['method', 'route', 'status']),
+    httpDuration: new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'Time from receiving an HTTP request to the end of its response',
+      labelNames: ['method', 'route'],
+      // Most routes answer in milliseconds; long-polls wait up to 60 s and SSE streams last until the outcome.
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: [registry],
+    }),
   };
 }
 

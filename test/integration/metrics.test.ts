@@ -228,6 +228,117 @@ test('counters move by exactly what each scenario did', async () => {
   });
 });
 
+describe('HTTP request metrics', () => {
+  type HttpSeries = 'http_requests_total' | 'http_request_duration_seconds_count';
+  const http = (s: Scrape, name: HttpSeries) =>
+    Object.fromEntries(Object.entries(s.series(name)).filter(([, v]) => v > 0));
+  /** The http_* series that moved between two scrapes (the scrapes themselves are requests too: left out). */
+  function moved(before: Scrape, after: Scrape, name: HttpSeries) {
+    const was = http(before, name);
+    return Object.fromEntries(
+      Object.entries(http(after, name))
+        .map(([k, v]) => [k, v - (was[k] ?? 0)] as const)
+        .filter(([k, d]) => d !== 0 && !k.includes('route=/metrics')),
+    );
+  }
+
+  test('every answer counts once by method, route pattern (never the URL) and status, with its duration', async () => {
+    const req = await h.create('simple');
+    await clickOn(h.url, 'approve', req.requestId, 'U_ALICE');
+    await closed([req.requestId]);
+    const admin = { 'x-admin-token': ADMIN_TOKEN };
+    const stray = `/no/such/${randomUUID()}`;
+    const before = await metricsOf(h.url);
+
+    const answers = [
+      await fetch(`${h.url}/healthz`),
+      await fetch(`${h.url}/api/guard/status?requestId=${req.requestId}`),
+      await fetch(`${h.url}/api/guard/status?requestId=${randomUUID()}`),
+      await fetch(`${h.url}/api/admin/requests/${req.requestId}`, { headers: admin }),
+      await fetch(`${h.url}/api/admin/requests/${randomUUID()}`, { headers: admin }),
+      await fetch(`${h.url}/api/admin/requests/${req.requestId}`),
+      await fetch(`${h.url}/api/guard/request`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      }),
+      // A hijacked reply (Server-Sent Events): counted when the stream ends, after the terminal state.
+      await fetch(`${h.url}/api/guard/wait-sse?token=${encodeURIComponent(req.token)}`),
+      await fetch(`${h.url}${stray}`),
+      await fetch(`${h.url}${stray}`, { method: 'DELETE' }),
+    ];
+    const bodies = await Promise.all(answers.map((r) => r.text()));
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 404, 200, 404, 401, 400, 200, 404, 404]);
+    expect(bodies[7]).toContain('event: state');
+    const after = await pollUntil(
+      'the last answer to be counted',
+      async () => {
+        const m = await metricsOf(h.url);
+        return m.count('http_requests_total', { method: 'DELETE', route: 'unmatched', status: '404' }) ? m : undefined;
+      },
+      { timeoutMs: 5_000 },
+    );
+
+    expect(moved(before, after, 'http_requests_total')).toEqual({
+      'method=GET,route=/healthz,status=200': 1,
+      'method=GET,route=/api/guard/status,status=200': 1,
+      'method=GET,route=/api/guard/status,status=404': 1,
+      'method=GET,route=/api/admin/requests/:id,status=200': 1,
+      'method=GET,route=/api/admin/requests/:id,status=404': 1,
+      'method=GET,route=/api/admin/requests/:id,status=401': 1,
+      'method=POST,route=/api/guard/request,status=400': 1,
+      'method=GET,route=/api/guard/wait-sse,status=200': 1,
+      'method=GET,route=unmatched,status=404': 1,
+      'method=DELETE,route=unmatched,status=404': 1,
+    });
+    expect(moved(before, after, 'http_request_duration_seconds_count')).toEqual({
+      'method=GET,route=/healthz': 1,
+      'method=GET,route=/api/guard/status': 2,
+      'method=GET,route=/api/admin/requests/:id': 3,
+      'method=POST,route=/api/guard/request': 1,
+      'method=GET,route=/api/guard/wait-sse': 1,
+      'method=GET,route=unmatched': 1,
+      'method=DELETE,route=unmatched': 1,
+    });
+    // Durations are seconds: the whole batch took well under a minute, and every answer took some time.
+    const seconds = (m: Scrape) => m.count('http_request_duration_seconds_sum', { method: 'GET', route: '/healthz' });
+    expect(seconds(after) - seconds(before)).toBeGreaterThan(0);
+    expect(seconds(after) - seconds(before)).toBeLessThan(60);
+    const routes = new Set(after.samples.filter((s) => s.name.startsWith('http_')).map((s) => s.labels.route));
+    for (const route of routes) expect(route).toMatch(/^(\/[\w/:.-]*|unmatched)$/);
+    expect([...routes].some((r) => r?.includes(req.requestId) || r?.includes('/no/such'))).toBe(false);
+  });
+
+  test('a replica that cannot reach Temporal counts its own 503s; the other replica does not see them', async () => {
+    const down = await startApi({ ...h.config, PORT: 0, TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}` });
+    try {
+      const before = await metricsOf(h.url);
+      const res = await fetch(`${down.url}/api/guard/status?requestId=${randomUUID()}`);
+      expect([res.status, await res.json()]).toEqual([503, expect.objectContaining({ error: 'temporal_unavailable' })]);
+      expect((await fetch(`${down.url}/readyz`)).status).toBe(503);
+      const mine = await pollUntil(
+        'the 503s to be counted',
+        async () => {
+          const m = await metricsOf(down.url);
+          return m.count('http_requests_total', { method: 'GET', route: '/readyz', status: '503' }) ? m : undefined;
+        },
+        { timeoutMs: 5_000 },
+      );
+      const answered = Object.entries(mine.series('http_requests_total')).filter(([k]) => !k.includes('/metrics'));
+      expect(Object.fromEntries(answered)).toEqual({
+        'method=GET,route=/api/guard/status,status=503': 1,
+        'method=GET,route=/readyz,status=503': 1,
+      });
+      expect(mine.count('http_request_duration_seconds_count', { method: 'GET', route: '/api/guard/status' })).toBe(1);
+      const theirs = await metricsOf(h.url);
+      for (const m of [before, theirs])
+        expect(Object.keys(m.series('http_requests_total')).filter((k) => /status=5/.test(k))).toEqual([]);
+    } finally {
+      await down.close();
+    }
+  });
+});
+
 describe('request gauges from Temporal visibility', () => {
   let api2: ApiServer;
 
