@@ -38,6 +38,17 @@ export interface OverrideRecord {
   payloadHash: string;
 }
 
+/**
+ * Whether a human was told, and where (SPEC section 10): `pending` until the first post attempt settles; `posted`
+ * with the message's permalink and, when the rich message was refused, the fallback that went out instead;
+ * `failed` when nothing could be posted; `skipped` when no bot token or channel is configured.
+ */
+export type Notification =
+  | { slack: 'pending' }
+  | { slack: 'posted'; permalink?: string; fallback?: 'minimal' | 'dm' }
+  | { slack: 'failed'; error: string }
+  | { slack: 'skipped' };
+
 export interface RequestState {
   requestId: string;
   action: string;
@@ -57,6 +68,7 @@ export interface RequestState {
   decidedAt: string | null;
   decidedBy: string | null;
   reason: string | null;
+  notification: Notification;
   /** Bumped on every transition; waiters compare it to learn that something changed. */
   version: number;
 }
@@ -69,7 +81,9 @@ export type Command =
   | { type: 'cancel'; actor: string; reason?: string | undefined }
   | { type: 'admin_decision'; decision: 'approve' | 'deny'; actor: string; reason?: string | undefined }
   | { type: 'escalate' }
-  | { type: 'expire' };
+  | { type: 'expire' }
+  /** The outcome of posting the Slack message; told in any status (a request may be decided before Slack answers). */
+  | { type: 'notify'; notification: Notification };
 
 export const REFUSAL_REASONS = [
   'already_decided',
@@ -98,7 +112,8 @@ export type DomainEvent =
   | { type: 'request_denied'; actor: string; reason: string | null }
   | { type: 'request_escalated'; minApprovals: number }
   | { type: 'request_expired' }
-  | { type: 'request_cancelled'; actor: string; reason: string | null };
+  | { type: 'request_cancelled'; actor: string; reason: string | null }
+  | { type: 'notification_failed'; error: string };
 
 export type Transition =
   { ok: true; state: RequestState; events: DomainEvent[] } | { ok: false; reason: RefusalReason; message: string };
@@ -131,6 +146,7 @@ export function initialState({ requestId, request, plan, createdAt, expiresAt }:
     decidedAt: null,
     decidedBy: null,
     reason: null,
+    notification: { slack: 'pending' },
     version: 1,
   };
 }
@@ -139,6 +155,7 @@ const refuse = (reason: RefusalReason, message: string): Transition => ({ ok: fa
 
 /** Applies one command. Refusals change nothing; every accepted command bumps `version`. */
 export function reduce(state: RequestState, plan: Plan, command: Command, now: string): Transition {
+  if (command.type === 'notify') return notify(state, command.notification);
   if (isTerminal(state.status)) return refuse('already_decided', `request is already ${state.status}`);
   switch (command.type) {
     case 'persona_ack':
@@ -165,6 +182,15 @@ export function reduce(state: RequestState, plan: Plan, command: Command, now: s
     case 'expire':
       return decide(state, 'expired', 'system', null, now);
   }
+}
+
+function notify(state: RequestState, notification: Notification): Transition {
+  if (canonicalJson(notification) === canonicalJson(state.notification)) {
+    return refuse('not_applicable', `notification is already ${notification.slack}`);
+  }
+  const events: DomainEvent[] =
+    notification.slack === 'failed' ? [{ type: 'notification_failed', error: notification.error }] : [];
+  return { ok: true, state: bump({ ...state, notification }), events };
 }
 
 function ackPersona(

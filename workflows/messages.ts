@@ -1,7 +1,9 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Plan } from '../domain/plan.js';
 import type { CreateRequest } from '../domain/request-schema.js';
-import type { DomainEvent, RequestState } from '../domain/request-state.js';
+import type { DomainEvent, Notification, RequestState } from '../domain/request-state.js';
+
+export type { Notification };
 
 /**
  * The approval workflow's messages, shared by the workflow and its callers so names and payloads exist once.
@@ -30,6 +32,55 @@ export interface RequestView extends RequestState {
   slack: SlackRef | null;
 }
 
+/**
+ * What the Slack activities tell the workflow after a post or an update. `coalesceMs`: with the worker's update
+ * queue on, how long to let changes accumulate before the next update (from the worker's config, so it applies to
+ * requests in flight). `paramsCut`: the message could not show the params of this payload hash in full; the
+ * workflow then posts them in the message's thread (`postParamsThread`), once per payload hash.
+ */
+export interface UpdateHint {
+  coalesceMs?: number;
+  paramsCut?: boolean;
+}
+
+/** The outcome of posting the request's message: a permanent refusal of every fallback is `failed`, never thrown. */
+export type PostOutcome =
+  | ({ slack: 'posted'; channel: string; ts: string; permalink?: string; fallback?: 'minimal' | 'dm' } & UpdateHint)
+  | { slack: 'failed'; error: string }
+  | { slack: 'skipped' };
+
+/** What a Slack activity renders from: the request as submitted, its frozen plan and the state to show. */
+export interface MessageInput {
+  request: CreateRequest;
+  plan: Plan;
+  state: RequestState;
+}
+
+/** Where a clicker is told, privately, that their click was refused: the button's channel and the clicker. */
+export interface ReplyTo {
+  channel: string;
+  user: string;
+}
+
+export interface RefusalNotice {
+  replyTo: ReplyTo;
+  reason: string;
+  message: string;
+}
+
+/**
+ * The Slack activities as the workflow calls them (PLAN.md contract "Slack notification outcome"); the worker
+ * registers `createSlackActivities(...)`, which implements them.
+ */
+export interface SlackActivityContract {
+  postRequestMessage(input: MessageInput): Promise<PostOutcome>;
+  updateRequestMessage(input: MessageInput & { ref: SlackRef }): Promise<UpdateHint | void>;
+  /** Posts the full (redacted as configured) params in the message's thread. */
+  postParamsThread(input: MessageInput & { ref: SlackRef }): Promise<void>;
+  postEscalationNotice(input: MessageInput & { ref: SlackRef | null }): Promise<void>;
+  tellRefusal(notice: RefusalNotice): Promise<void>;
+}
+
 export type PersonaAckInput = { persona: string; userId: string };
 export type ApproveInput = { userId: string; seenPayloadHash?: string };
 export type DenyInput = { userId: string; reason?: string };
@@ -43,12 +94,6 @@ export const denyUpdate = defineUpdate<RequestView, [DenyInput]>('deny');
 export const approveWithEditsUpdate = defineUpdate<RequestView, [ApproveWithEditsInput]>('approveWithEdits');
 export const cancelUpdate = defineUpdate<RequestView, [CancelInput]>('cancel');
 export const adminDecisionUpdate = defineUpdate<RequestView, [AdminDecisionInput]>('adminDecision');
-
-/** Where a clicker is told, privately, that their click was refused: the button's channel and the clicker. */
-export interface ReplyTo {
-  channel: string;
-  user: string;
-}
 
 /**
  * A Signal sent for a Slack click names itself with a click id (the workflow keeps its verdict for

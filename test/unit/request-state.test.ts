@@ -517,3 +517,38 @@ describe('transitions', () => {
     expect(t.ok && t.state.version).toBe(2);
   });
 });
+
+describe('notification (whether a human was told)', () => {
+  const notify = (notification: Extract<Command, { type: 'notify' }>['notification']): Command => ({
+    type: 'notify',
+    notification,
+  });
+
+  test('starts pending; a settled post bumps the version and says how it went', () => {
+    const { plan, state } = start();
+    expect(state.notification).toEqual({ slack: 'pending' });
+    const { state: posted, events } = run(state, plan, [notify({ slack: 'posted', permalink: 'https://x/p1' })]);
+    expect(posted).toMatchObject({ notification: { slack: 'posted', permalink: 'https://x/p1' }, version: 2 });
+    expect(events).toEqual([]);
+  });
+
+  test('a failed post is a notification_failed fact', () => {
+    const { plan, state } = start();
+    expect(run(state, plan, [notify({ slack: 'failed', error: 'channel_not_found' })]).events).toEqual([
+      { type: 'notification_failed', error: 'channel_not_found' },
+    ]);
+  });
+
+  test('is told in any status, a terminal one included, without touching the decision', () => {
+    const { plan, state } = start();
+    const { state: denied } = run(state, plan, [{ type: 'deny', userId: 'U_ALICE' }]);
+    const { state: told } = run(denied, plan, [notify({ slack: 'skipped' })]);
+    expect(told).toEqual({ ...denied, notification: { slack: 'skipped' }, version: denied.version + 1 });
+  });
+
+  test('the same notification again changes nothing', () => {
+    const { plan, state } = start();
+    const t = reduce(state, plan, notify({ slack: 'pending' }), NOW);
+    expect(t).toMatchObject({ ok: false, reason: 'not_applicable' });
+  });
+});
