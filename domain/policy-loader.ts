@@ -87,14 +87,32 @@ function describeIssue(issue: Issue): string[] {
 }
 
 function describeMessage(issue: Issue): string {
-  const missing = issue.input === undefined && (issue.code === 'invalid_type' || issue.code === 'invalid_value');
+  const missing =
+    issue.input === undefined &&
+    (issue.code === 'invalid_type' || issue.code === 'invalid_value' || issue.code === 'invalid_union');
   if (missing) return 'is required';
+  if (issue.code === 'invalid_union') return unionMessage(issue);
   // A fraction where a whole number is due keeps the schema's own message (which names the unit).
   if (issue.code === 'invalid_type' && issue.expected !== 'int') {
     return `must be ${article(issue.expected)}, not ${typeOf(issue.input)}`;
   }
   if (issue.code === 'invalid_value') return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
   return issue.message;
+}
+
+/** `must be a string or a list, not number 5`: what each branch of a union (`tool: x` or `tool: [x, y]`) expects. */
+function unionMessage(issue: Extract<Issue, { code: 'invalid_union' }>): string {
+  const expected = issue.errors.flatMap((branch) =>
+    branch
+      .filter((i) => i.path.length === 0)
+      .map((i) => {
+        if (i.code === 'invalid_type') return i.expected === 'array' ? 'a list' : article(i.expected);
+        if (i.code === 'invalid_value') return `one of ${i.values.map((v) => JSON.stringify(v)).join(', ')}`;
+        return null;
+      }),
+  );
+  const known = [...new Set(expected.filter((e): e is string => e !== null))];
+  return known.length > 0 ? `must be ${known.join(' or ')}, not ${typeOf(issue.input)}` : issue.message;
 }
 
 function article(type: string): string {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { overrideSchemaProblems } from './json-schema.js';
+import { globProblem, PARAM_SOURCES, regexProblem } from './tool-gate.js';
 
 /**
  * The policy file format (SPEC section 5; docs/policy.md is the operators' reference). Objects are strict: a
@@ -59,6 +60,42 @@ export const defaultsSchema = z.strictObject({
   receiptTtlSec: seconds.default(DEFAULT_RECEIPT_TTL_SEC),
 });
 
+/** `tools` (issue 19): which tool calls of an agent need a human; docs/agents.md is the reference. */
+const verdict = z.enum(['allow', 'deny', 'ask']);
+const glob = z.string().min(1, 'must not be empty');
+const globs = z.union([glob, z.array(glob).min(1, 'must list at least one pattern')]);
+const paramsMapping = z.record(name, z.string().min(1, 'must not be empty'));
+const justification = z.string().trim().min(3, 'must be at least 3 characters').max(4000);
+
+export const toolRuleSchema = z.strictObject({
+  server: globs.optional(),
+  tool: globs,
+  command: z.string().min(1, 'must not be empty').optional(),
+  path: globs.optional(),
+  args: z.record(z.string().min(1, 'must not be empty'), glob).optional(),
+  action: name.optional(),
+  decision: verdict.optional(),
+  params: paramsMapping.optional(),
+  justification: justification.optional(),
+  unreachable: verdict.optional(),
+});
+
+export const toolsSchema = z.strictObject({
+  default: z
+    .union([
+      verdict,
+      z.strictObject({
+        action: name,
+        params: paramsMapping.optional(),
+        justification: justification.optional(),
+        unreachable: verdict.optional(),
+      }),
+    ])
+    .default('allow'),
+  unreachable: verdict.default('deny'),
+  rules: z.array(toolRuleSchema).default([]),
+});
+
 const policyObject = z.strictObject({
   version: z.union([z.number(), z.string()]).optional(),
   actions: z.record(name, actionSchema).default({}),
@@ -69,9 +106,12 @@ const policyObject = z.strictObject({
     receiptTtlSec: DEFAULT_RECEIPT_TTL_SEC,
   }),
   personas: z.record(name, z.array(slackId)).default({}),
+  tools: toolsSchema.optional(),
 });
 
 export type Policy = z.infer<typeof policyObject>;
+export type ToolsSection = z.infer<typeof toolsSchema>;
+export type ToolRule = z.infer<typeof toolRuleSchema>;
 export type PolicyAction = z.infer<typeof actionSchema>;
 export type Redaction = z.infer<typeof redactionSchema>;
 
@@ -98,6 +138,8 @@ export const policySchema = policyObject.superRefine(
     const report: Report = (path, message) => ctx.addIssue({ code: 'custom', path, message });
     const sections = { routing: intact('routing'), defaults: intact('defaults'), personas: intact('personas') };
     if (sections.defaults) checkDefaults(policy, report);
+    if (policy.tools && intact('tools'))
+      checkTools(policy, policy.tools, intact('actions') && sections.defaults, report);
     if (broken.some((p) => isPrefix(p, ['actions']))) return;
     for (const [actionName, action] of Object.entries(policy.actions)) {
       if (!intact('actions', actionName)) continue;
@@ -111,6 +153,56 @@ export const policySchema = policyObject.superRefine(
 function checkDefaults(policy: Policy, report: Report): void {
   if (policy.defaults.unknownAction === 'manual' && policy.defaults.superApprovers.length === 0) {
     report(['defaults', 'superApprovers'], 'must list at least one Slack id when unknownAction is manual');
+  }
+}
+
+function checkTools(policy: Policy, tools: ToolsSection, actionsIntact: boolean, report: Report): void {
+  // A tools-only file (the gateway's or the hook's own) names actions of the service's policy: only a file that
+  // defines actions can be checked against them.
+  const known = actionsIntact && Object.keys(policy.actions).length > 0 && policy.defaults.unknownAction === 'deny';
+  const checkActionName = (action: string, at: Path) => {
+    if (known && !Object.hasOwn(policy.actions, action)) {
+      report(at, `'${action}' is not under actions: the service would refuse it (policy_denied)`);
+    }
+  };
+  if (typeof tools.default === 'object') {
+    checkActionName(tools.default.action, ['tools', 'default', 'action']);
+    checkMapping(tools.default.params, ['tools', 'default', 'params'], report);
+  }
+  tools.rules.forEach((rule, i) => {
+    const at = (...path: Path): Path => ['tools', 'rules', i, ...path];
+    if (rule.action === undefined && rule.decision === undefined) report(at(), 'must set action or decision');
+    if (rule.action !== undefined && rule.decision !== undefined) {
+      report(at('decision'), 'must not be set with action (an action sends the call to the approvers)');
+    }
+    if (rule.action !== undefined) checkActionName(rule.action, at('action'));
+    else {
+      for (const key of ['params', 'justification', 'unreachable'] as const) {
+        if (rule[key] !== undefined) report(at(key), 'applies to an action only: set action, or remove it');
+      }
+    }
+    for (const key of ['server', 'tool', 'path'] as const) checkGlobs(rule[key], at(key), report);
+    for (const [arg, pattern] of Object.entries(rule.args ?? {})) checkGlobs(pattern, at('args', arg), report);
+    const problem = rule.command === undefined ? null : regexProblem(rule.command);
+    if (problem) report(at('command'), `invalid regular expression: ${problem}`);
+    checkMapping(rule.params, at('params'), report);
+  });
+}
+
+function checkGlobs(patterns: string | string[] | undefined, at: Path, report: Report): void {
+  if (patterns === undefined) return;
+  const list = Array.isArray(patterns) ? patterns : [patterns];
+  list.forEach((pattern, i) => {
+    const problem = globProblem(pattern);
+    if (problem) report(Array.isArray(patterns) ? [...at, i] : at, `invalid pattern: ${problem}`);
+  });
+}
+
+function checkMapping(mapping: Record<string, string> | undefined, at: Path, report: Report): void {
+  for (const [param, source] of Object.entries(mapping ?? {})) {
+    if (source.startsWith('$') && !(PARAM_SOURCES as readonly string[]).includes(source)) {
+      report([...at, param], `unknown source '${source}' (one of ${PARAM_SOURCES.join(', ')}, or an argument path)`);
+    }
   }
 }
 
@@ -218,7 +310,8 @@ export function policyWarnings(policy: Policy): string[] {
   const warn: Report = (path, message) => warnings.push(`${formatPath(path)}: ${message}`);
   duplicates(['defaults', 'superApprovers'], policy.defaults.superApprovers, warn);
   for (const [persona, members] of Object.entries(policy.personas)) duplicates(['personas', persona], members, warn);
-  if (Object.keys(policy.actions).length === 0 && policy.defaults.unknownAction === 'deny') {
+  // A file with only a tools section is the gateway's or the hook's, naming actions of the service's policy.
+  if (Object.keys(policy.actions).length === 0 && policy.defaults.unknownAction === 'deny' && !policy.tools) {
     warn(['actions'], 'no actions and unknownAction is deny: every request will be refused');
   }
   const routed = Boolean(policy.routing.defaultChannel ?? policy.routing.dmFallbackUser);
@@ -228,6 +321,7 @@ export function policyWarnings(policy: Policy): string[] {
   for (const [actionName, action] of Object.entries(policy.actions)) {
     actionWarnings(action, routed, (path, message) => warn(['actions', actionName, ...path], message));
   }
+  if (policy.tools) toolWarnings(policy.tools, warn);
   return warnings;
 }
 
@@ -249,6 +343,17 @@ function actionWarnings(action: PolicyAction, routed: boolean, warn: Report): vo
   if (action.redactParams?.mode === 'all' && action.redactParams.keys.length > 0) {
     warn(['redactParams', 'keys'], 'has no effect with mode all (every value is hidden)');
   }
+}
+
+function toolWarnings(tools: ToolsSection, warn: Report): void {
+  const open = 'lets the tool run unapproved whenever the service cannot be reached';
+  if (tools.unreachable === 'allow') warn(['tools', 'unreachable'], open);
+  if (typeof tools.default === 'object' && tools.default.unreachable === 'allow') {
+    warn(['tools', 'default', 'unreachable'], open);
+  }
+  tools.rules.forEach((rule, i) => {
+    if (rule.unreachable === 'allow') warn(['tools', 'rules', i, 'unreachable'], open);
+  });
 }
 
 function duplicates(path: Path, values: string[], warn: Report): void {
