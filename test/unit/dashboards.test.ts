@@ -1,12 +1,18 @@
 /**
  * The Grafana dashboard and the Prometheus alert rules may only query what the service exports: every metric name
  * (histograms with their _bucket/_sum/_count series) and every label must be registered by observability/metrics.ts.
+ * Prometheus's own promtool (Debian's `prometheus` package; .ci/run installs it) parses every expression, runs the
+ * alert unit tests of test/promtool/ and lints the exported metrics. promtool has no command that lists an
+ * expression's selectors, so the small reader below still finds the metric and label names to check.
  */
-import { readFileSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Registry } from 'prom-client';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { createMetrics } from '../../observability/metrics.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -88,6 +94,7 @@ function lex(expr: string): Token[] {
       continue; // range or subquery: durations only
     else if (m[5]) tokens.push({ kind: 'punct', text: m[5] });
   }
+  // Not a syntax check (promtool does that below): only what this reader cannot walk.
   if (re.lastIndex < expr.length) throw new Error(`cannot read PromQL at ${JSON.stringify(expr.slice(re.lastIndex))}`);
   return tokens;
 }
@@ -291,6 +298,12 @@ describe('Grafana dashboard (observability/grafana-dashboard.json)', () => {
       expect([m, uses(new RegExp(`\\b${m}\\b`))]).toEqual([m, true]);
     }
     expect(uses(/sum by \(outcome\) \(rate\(slack_api_calls_total/)).toBe(true);
+    // Request rate, error ratio and latency per route (issue 18).
+    expect(uses(/sum by \(route\) \(rate\(http_requests_total\{[^}]*\}\[/)).toBe(true);
+    expect(uses(/sum by \(route\) \(rate\(http_requests_total\{[^}]*status=~"5\.\."\}/)).toBe(true);
+    expect(uses(/histogram_quantile\(0\.95, sum by \(le, route\) \(rate\(http_request_duration_seconds_bucket/)).toBe(
+      true,
+    );
   });
 });
 
@@ -325,6 +338,9 @@ describe('Prometheus alert rules (observability/alerts.yml)', () => {
     expect(String(alert('GuardEscalationSurge')?.expr)).toContain('escalations_total');
     expect(String(alert('GuardSlackApiErrors')?.expr)).toContain('slack_api_calls_total{outcome="error"}');
     expect(String(alert('GuardSignatureAnomaly')?.expr)).toContain('security_events_total');
+    expect(String(alert('GuardHttp5xxErrors')?.expr)).toMatch(
+      /sum by \(route\) \(rate\(http_requests_total\{status=~"5\.\."\}\[5m\]\)\)\s*\/ sum by \(route\) \(rate\(http_requests_total\[5m\]\)\) > 0\.05/,
+    );
     expect(String(alert('GuardArchiveFailures')?.expr)).toMatch(
       /increase\(request_archive_failures_total\[15m\]\)\) > 0$/,
     );
@@ -336,5 +352,159 @@ describe('Prometheus alert rules (observability/alerts.yml)', () => {
       const used = [...JSON.stringify(a.annotations).matchAll(/\$labels\.(\w+)/g)].map((m) => m[1]!);
       for (const l of used) expect([a.alert, l, q.grouping.includes(l)]).toEqual([a.alert, l, true]);
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// promtool
+
+const PROMTOOL_MISSING =
+  "promtool is not installed: it comes with Debian's prometheus package (apt-get install prometheus; .ci/run does)";
+
+interface Run {
+  status: number | null;
+  out: string;
+}
+
+function promtool(args: string[]): Run {
+  const res = spawnSync('promtool', args, { cwd: ROOT, encoding: 'utf8' });
+  if ((res.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') throw new Error(PROMTOOL_MISSING);
+  return { status: res.status, out: `${res.stdout}${res.stderr}` };
+}
+
+const execFileP = promisify(execFile);
+async function promtoolAsync(args: string[]): Promise<Run> {
+  try {
+    const { stdout, stderr } = await execFileP('promtool', args, { cwd: ROOT });
+    return { status: 0, out: `${stdout}${stderr}` };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { code?: unknown; stdout?: string; stderr?: string };
+    if (e.code === 'ENOENT') throw new Error(PROMTOOL_MISSING);
+    return { status: typeof e.code === 'number' ? e.code : null, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
+  }
+}
+
+const TEST_FILES = ['test/promtool/alerts.test.yml', 'test/promtool/escalations.test.yml'];
+interface AlertCase {
+  alertname: string;
+  exp_alerts?: unknown[];
+}
+interface TestGroup {
+  name: string;
+  alert_rule_test?: AlertCase[];
+}
+const testFiles = TEST_FILES.map((file) => ({ file, doc: obj(parse(read(file))) }));
+const casesOf = (name: string) =>
+  testFiles.flatMap(({ doc }) =>
+    (arr(doc.tests) as TestGroup[]).flatMap((g) => (g.alert_rule_test ?? []).filter((c) => c.alertname === name)),
+  );
+
+/** Grafana's variables as a Prometheus would see them once Grafana has filled them in. */
+const asPromql = (expr: string) =>
+  expr.replace(/\$(__rate_interval|__interval|__range|latency_window)\b/g, '5m').replace(/\$\{?(job|action)\}?/g, '.*');
+
+describe('promtool', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'guard-promtool-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('is installed (a test that needs it fails rather than skips)', () => {
+    const res = promtool(['--version']);
+    expect([res.status, res.out]).toEqual([0, expect.stringMatching(/^promtool, version \d+\.\d+/)]);
+  });
+
+  test('check rules accepts the alert rules', () => {
+    const res = promtool(['check', 'rules', '--lint=all', '--lint-fatal', 'observability/alerts.yml']);
+    expect([res.status, res.out]).toEqual([0, expect.stringContaining(`SUCCESS: ${alerts.length} rules found`)]);
+  });
+
+  test('test rules passes the alert unit tests of test/promtool', () => {
+    const res = promtool(['test', 'rules', ...TEST_FILES]);
+    expect([res.status, res.out]).toEqual([0, expect.not.stringContaining('FAILED')]);
+    expect(res.out.match(/SUCCESS/g)).toHaveLength(TEST_FILES.length);
+  });
+
+  test('every alert has a case where it fires and a case where it stays quiet', () => {
+    const coverage = alerts.map((a) => {
+      const cases = casesOf(String(a.alert));
+      return {
+        alert: a.alert,
+        fires: cases.some((c) => arr(c.exp_alerts).length > 0),
+        quiet: cases.some((c) => arr(c.exp_alerts).length === 0),
+      };
+    });
+    expect(coverage.filter((c) => !c.fires || !c.quiet)).toEqual([]);
+  });
+
+  // Each alert broken on purpose, two ways, against only its own cases: silenced, its firing cases must fail;
+  // always firing, its quiet cases must fail. A case that passes either way could not catch a broken rule.
+  test('the unit tests fail when a rule is broken on purpose', async () => {
+    const rulesText = read('observability/alerts.yml');
+    const runs = alerts.flatMap((a) =>
+      (['silenced', 'always'] as const).map(async (how) => {
+        const name = String(a.alert);
+        const broken = obj(parse(rulesText));
+        for (const g of arr(broken.groups).map(obj))
+          for (const r of arr(g.rules).map(obj))
+            if (r.alert === name) r.expr = how === 'silenced' ? 'vector(1) < 0' : 'vector(1)';
+        const base = path.join(dir, `${name}-${how}`);
+        writeFileSync(`${base}.rules.yml`, stringify(broken));
+        const files = testFiles.map(({ doc }, i) => {
+          const tests = (arr(doc.tests) as TestGroup[])
+            .map((g) => ({
+              ...g,
+              alert_rule_test: (g.alert_rule_test ?? []).filter(
+                (c) => c.alertname === name && arr(c.exp_alerts).length > 0 === (how === 'silenced'),
+              ),
+            }))
+            .filter((g) => g.alert_rule_test.length > 0);
+          const file = `${base}.${i}.test.yml`;
+          writeFileSync(file, stringify({ ...doc, rule_files: [`${base}.rules.yml`], tests }));
+          return tests.length ? file : null;
+        });
+        const res = await promtoolAsync(['test', 'rules', ...files.filter((f): f is string => f !== null)]);
+        return { alert: name, how, failed: res.status !== 0 && res.out.includes(`alertname: ${name}`) };
+      }),
+    );
+    const results = await Promise.all(runs);
+    expect(results.length).toBe(alerts.length * 2);
+    expect(results.filter((r) => !r.failed)).toEqual([]);
+  });
+
+  test('check rules parses every dashboard query (Grafana variables filled in) and refuses a broken one', () => {
+    const variableQueries = arr(obj(dashboard.templating).list)
+      .map(obj)
+      .filter((v) => v.type === 'query')
+      .map((v) => String(obj(v.query).query).replace(/^label_values\((.*), \w+\)$/, '$1'));
+    const queries = [...exprs, ...variableQueries].map(asPromql);
+    const ruleFile = (list: string[]) => {
+      const file = path.join(dir, `dashboard-${list.length}.rules.yml`);
+      const rules = list.map((expr, i) => ({ record: `dashboard:query_${i}`, expr }));
+      writeFileSync(file, stringify({ groups: [{ name: 'dashboard', rules }] }));
+      return file;
+    };
+    const res = promtool(['check', 'rules', '--lint=none', ruleFile(queries)]);
+    expect([res.status, res.out]).toEqual([0, expect.stringContaining(`SUCCESS: ${queries.length} rules found`)]);
+    const broken = promtool(['check', 'rules', '--lint=none', ruleFile([queries[0]!.replace('(', '(sum by (le) ')])]);
+    expect([broken.status, broken.out]).toEqual([1, expect.stringMatching(/FAILED|parse error/)]);
+  });
+
+  test("check metrics finds nothing to lint in what the service exports, but for prom-client's defaults", async () => {
+    const registry = new Registry();
+    const metrics = createMetrics(registry);
+    metrics.httpRequests.inc({ method: 'GET', route: '/healthz', status: '200' });
+    metrics.httpDuration.observe({ method: 'GET', route: '/healthz' }, 0.01);
+    metrics.decisionLatency.observe({ action: 'a', outcome: 'approved' }, 3);
+    const res = spawnSync('promtool', ['check', 'metrics'], { input: await registry.metrics(), encoding: 'utf8' });
+    if ((res.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') throw new Error(PROMTOOL_MISSING);
+    const problems = `${res.stdout}${res.stderr}`.trim().split('\n').filter(Boolean);
+    // collectDefaultMetrics's gauges of handles, requests and resources end in _total: theirs, not ours to rename.
+    expect(problems.sort()).toEqual(
+      ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'].map(
+        (n) => `${n} non-counter metrics should not have "_total" suffix`,
+      ),
+    );
   });
 });
