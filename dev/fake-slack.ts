@@ -3,6 +3,13 @@
  * uses (`POST /api/<method>`, form or JSON bodies, bearer token, `{ok, error}` envelopes, 429 + Retry-After).
  * Tests point `slackApiUrl` at `fake.url`, then assert on the recorded calls and the message store, and inject
  * faults to exercise retries. Runnable on its own: `tsx dev/fake-slack.ts --port 3999`.
+ *
+ * As strict as Slack where it matters: blocks and views are checked against Slack's documented Block Kit limits
+ * (domain/slack-limits.ts, the same checker the renderers' property tests use) and refused whole, with Slack's own
+ * answer shapes; tokens carry scopes (`x-oauth-scopes`), and methods need theirs. The workspace is lenient by
+ * default (any channel id exists and has the bot in it) until a test declares otherwise (`setChannel`, `setUser`).
+ * Every refusal is recorded: `unexpectedRefusals()` lists those no test asked for (faults injected, state declared),
+ * so a suite can assert the service never sent Slack something it refuses.
  */
 import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
@@ -11,10 +18,19 @@ import type { AddressInfo } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import {
+  blocksTextLength,
+  describeViolation,
+  LIMITS,
+  messageViolations,
+  viewViolations,
+} from '../domain/slack-limits.js';
 
 /** The workspace and bot identity the fake answers with (auth.test, message authorship, view ownership). */
 export const FAKE_TEAM = { id: 'T0FAKETEAM', domain: 'fake-workspace', name: 'Fake Workspace' } as const;
 export const FAKE_BOT = { userId: 'U0FAKEBOT', botId: 'B0FAKEBOT', appId: 'A0FAKEAPP', name: 'slack-guard' } as const;
+/** The bot token's scopes unless a test sets others: those deploy/slack/manifest-*.yaml ask for. */
+export const FAKE_BOT_SCOPES = ['chat:write', 'channels:read', 'groups:read'] as const;
 
 export type SlackArgs = Record<string, unknown>;
 
@@ -28,6 +44,8 @@ export interface FakeSlackCall {
   token?: string;
   /** What the fake answered: the JSON body, or the text of a 5xx. */
   response: unknown;
+  /** The refusal was asked for: a fault injected (`failNext`, `failFor`) or state a test declared (`setChannel`...). */
+  injected?: true;
 }
 
 export interface FakeMessage {
@@ -50,6 +68,18 @@ export interface FakeSlackOptions {
   host?: string;
   /** Called after each recorded call (the CLI logs with it). */
   onCall?: (call: FakeSlackCall) => void;
+  /** Scopes of bot tokens (default FAKE_BOT_SCOPES). */
+  scopes?: readonly string[];
+}
+
+/** A conversation as a test declares it; channels nobody declared exist, are public and have the bot as a member. */
+export interface FakeChannelState {
+  exists?: boolean;
+  name?: string;
+  private?: boolean;
+  archived?: boolean;
+  /** Whether the bot is in it: posting to a channel without the bot is `not_in_channel`. */
+  member?: boolean;
 }
 
 export interface FakeSlack {
@@ -66,7 +96,16 @@ export interface FakeSlack {
   failNext(method: string, fault: SlackFault, times?: number): void;
   /** Fail every call of `method` for the next `durationMs`. */
   failFor(method: string, fault: SlackFault, durationMs: number): void;
-  /** Forget calls, messages, views, used triggers and pending faults (ts values keep increasing). */
+  /** Declares a conversation (by id, e.g. `C0123`): missing, archived, private, without the bot... */
+  setChannel(id: string, state: FakeChannelState): void;
+  /** Declares a user missing (a DM to them is `channel_not_found`, as Slack answers for an unknown id). */
+  setUser(id: string, state: { exists: boolean }): void;
+  /** The scopes bot tokens carry from now on. */
+  setScopes(scopes: readonly string[]): void;
+  /** Refusals no test asked for: a call the service made that Slack would refuse. */
+  unexpectedRefusals(): FakeSlackCall[];
+  /** Forget calls, messages, views, used triggers, declared state, set scopes and pending faults (ts values keep
+   * increasing). */
   reset(): void;
   close(): Promise<void>;
 }
@@ -75,6 +114,8 @@ interface Reply {
   status: number;
   body: SlackArgs | string;
   headers?: Record<string, string>;
+  /** Refused because of state a test declared. */
+  declared?: true;
 }
 
 interface QueuedFault {
@@ -96,8 +137,8 @@ const JSON_FIELDS: Record<string, string> = {
   view: 'invalid_arguments',
   metadata: 'invalid_metadata_format',
 };
+/** chat.postMessage: "The text field ... will be truncated" past 40,000 characters; longer is `msg_too_long`. */
 const MAX_TEXT = 40_000;
-const MAX_BLOCKS = 50;
 
 class SlackArgError extends Error {}
 
@@ -105,6 +146,7 @@ const ok = (body: SlackArgs = {}): Reply => ({ status: 200, body: { ok: true, ..
 const fail = (error: string, extra: SlackArgs = {}): Reply => ({ status: 200, body: { ok: false, error, ...extra } });
 const missing = (field: string): Reply =>
   fail('invalid_arguments', { response_metadata: { messages: [`[ERROR] missing required field: ${field}`] } });
+const declared = (reply: Reply): Reply => ({ ...reply, declared: true });
 
 /** Non-empty string form of a scalar arg; Slack treats empty as absent. */
 function str(value: unknown): string | undefined {
@@ -133,22 +175,29 @@ function faultReply(fault: SlackFault): Reply {
   return { status: fault.status, body: `${fault.status} upstream error` };
 }
 
-/** Slack rejects malformed blocks, duplicate block_ids, over-long text and content-free messages. */
+/**
+ * Slack refuses a message whose blocks break a Block Kit limit as a whole, naming each problem twice (`errors`, and
+ * `response_metadata.messages` with an `[ERROR]` prefix), e.g. `{ok:false, error:'invalid_blocks', errors:['must be
+ * less than 3001 characters [json-pointer:/blocks/0/text/text]'], response_metadata:{messages:['[ERROR] must be less
+ * than 3001 characters [json-pointer:/blocks/0/text/text]']}}`; too much text in all is `msg_blocks_too_long`.
+ */
 function contentError(args: SlackArgs): Reply | undefined {
   const { blocks } = args;
   if (blocks !== undefined && !Array.isArray(blocks)) return fail('invalid_blocks_format');
-  if (Array.isArray(blocks) && !blocksValid(blocks)) return fail('invalid_blocks');
+  if (Array.isArray(blocks)) {
+    const problems = messageViolations(blocks).map(describeViolation);
+    if (problems.length > 0) {
+      return fail('invalid_blocks', {
+        errors: problems,
+        response_metadata: { messages: problems.map((m) => `[ERROR] ${m}`) },
+      });
+    }
+    if (blocksTextLength(blocks) > LIMITS.messageBlocksText) return fail('msg_blocks_too_long');
+  }
   const text = str(args.text) ?? '';
   if (text.length > MAX_TEXT) return fail('msg_too_long');
   if (!text && !nonEmpty(blocks) && !nonEmpty(args.attachments)) return fail('no_text');
   return undefined;
-}
-
-function blocksValid(blocks: unknown[]): boolean {
-  if (blocks.length > MAX_BLOCKS) return false;
-  if (!blocks.every((b) => isObject(b) && typeof b.type === 'string')) return false;
-  const ids = blocks.map((b) => (b as SlackArgs).block_id).filter((id) => id !== undefined);
-  return new Set(ids).size === ids.length;
 }
 
 function methodOf(url: string | undefined): string | undefined {
@@ -200,10 +249,25 @@ function tokenOf(req: IncomingMessage, args: SlackArgs, json: boolean): string |
   return bearer ?? (json ? undefined : str(args.token));
 }
 
-function authError(token: string | undefined): Reply | undefined {
-  if (token === undefined) return fail('not_authed');
-  return token.startsWith('xoxb-') ? undefined : fail('invalid_auth');
+/** Methods an app-level token (`xapp-`) calls; every other method wants a bot token (`xoxb-`). */
+const APP_TOKEN_METHODS = new Set(['apps.connections.open']);
+
+/**
+ * The bot scope each method needs ("Required scopes" on https://api.slack.com/methods/<method>); methods missing
+ * here need none (auth.test, chat.getPermalink, views.*). conversations.info needs the read scope of the
+ * conversation's kind.
+ */
+function scopeNeeded(method: string, args: SlackArgs): string | undefined {
+  if (method.startsWith('chat.') && method !== 'chat.getPermalink') return 'chat:write';
+  if (method === 'conversations.open') return 'im:write';
+  if (method !== 'conversations.info') return undefined;
+  const channel = str(args.channel) ?? '';
+  return channel.startsWith('G') ? 'groups:read' : channel.startsWith('D') ? 'im:read' : 'channels:read';
 }
+
+type TokenKind = 'bot' | 'app';
+const tokenKind = (token: string): TokenKind | undefined =>
+  token.startsWith('xoxb-') ? 'bot' : token.startsWith('xapp-') ? 'app' : undefined;
 
 function send(res: ServerResponse, reply: Reply): void {
   const isJson = typeof reply.body !== 'string';
@@ -227,16 +291,28 @@ class FakeSlackServer implements FakeSlack {
   private timed: TimedFault[] = [];
   private lastMicros = 0;
   private viewSeq = 0;
+  private readonly channels = new Map<string, Required<FakeChannelState> & { user?: string }>();
+  private readonly missingUsers = new Set<string>();
+  private scopes: readonly string[];
+  private readonly initialScopes: readonly string[];
   private readonly handlers = new Map<string, (args: SlackArgs) => Reply>([
     ['auth.test', () => this.authTest()],
     ['chat.postMessage', (args) => this.postMessage(args)],
     ['chat.update', (args) => this.updateMessage(args)],
     ['chat.postEphemeral', (args) => this.postEphemeral(args)],
+    ['chat.getPermalink', (args) => this.getPermalink(args)],
+    ['conversations.info', (args) => this.conversationInfo(args)],
+    ['conversations.open', (args) => this.openConversation(args)],
     ['views.open', (args) => this.openView(args)],
     ['views.update', (args) => this.updateView(args)],
   ]);
 
-  constructor(private readonly onCall?: (call: FakeSlackCall) => void) {
+  constructor(
+    private readonly onCall?: (call: FakeSlackCall) => void,
+    scopes: readonly string[] = FAKE_BOT_SCOPES,
+  ) {
+    this.scopes = scopes;
+    this.initialScopes = scopes;
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => send(res, { status: 500, body: String(err) }));
     });
@@ -282,12 +358,33 @@ class FakeSlackServer implements FakeSlack {
     this.timed.push({ method, fault, until: Date.now() + durationMs });
   }
 
+  setChannel(id: string, state: FakeChannelState): void {
+    const current = this.channels.get(id);
+    this.channels.set(id, { ...(current ?? defaultChannel(id)), ...state });
+  }
+
+  setUser(id: string, state: { exists: boolean }): void {
+    if (state.exists) this.missingUsers.delete(id);
+    else this.missingUsers.add(id);
+  }
+
+  setScopes(scopes: readonly string[]): void {
+    this.scopes = [...scopes];
+  }
+
+  unexpectedRefusals(): FakeSlackCall[] {
+    return this.calls.filter((c) => !c.injected && (c.status !== 200 || (c.response as SlackArgs).ok !== true));
+  }
+
   reset(): void {
     // Emptied in place so callers holding `fake.calls` keep a live view.
     this.calls.length = 0;
     this.messages.clear();
     this.views.clear();
     this.usedTriggers.clear();
+    this.channels.clear();
+    this.missingUsers.clear();
+    this.scopes = this.initialScopes;
     this.queued = [];
     this.timed = [];
   }
@@ -304,9 +401,30 @@ class FakeSlackServer implements FakeSlack {
     if (method === undefined) return send(res, { status: 404, body: 'Not Found' });
     const raw = await readBody(req);
     const { args, token, reply } = this.decode(req, raw);
-    const final = this.takeFault(method) ?? reply ?? authError(token) ?? this.dispatch(method, args);
-    this.record({ method, args, at: Date.now(), status: final.status, token, response: final.body });
-    send(res, final);
+    const fault = this.takeFault(method);
+    const final = fault ?? reply ?? this.authorize(method, token, args) ?? this.dispatch(method, args);
+    const injected = fault !== undefined || final.declared === true;
+    this.record({ method, args, at: Date.now(), status: final.status, token, response: final.body, injected });
+    send(res, { ...final, headers: { ...this.scopeHeaders(method, token, args), ...final.headers } });
+  }
+
+  /** Slack checks the token before anything else: present, of the kind the method takes, with the scope it needs. */
+  private authorize(method: string, token: string | undefined, args: SlackArgs): Reply | undefined {
+    if (token === undefined) return fail('not_authed');
+    const kind = tokenKind(token);
+    if (kind === undefined) return fail('invalid_auth');
+    if ((kind === 'app') !== APP_TOKEN_METHODS.has(method)) return fail('not_allowed_token_type');
+    const needed = kind === 'bot' ? scopeNeeded(method, args) : undefined;
+    if (needed && !this.scopes.includes(needed)) {
+      return fail('missing_scope', { needed, provided: this.scopes.join(',') });
+    }
+    return undefined;
+  }
+
+  /** Every answer to a bot token names its scopes, and the ones the method accepts (what slack:check reads). */
+  private scopeHeaders(method: string, token: string | undefined, args: SlackArgs): Record<string, string> {
+    if (token === undefined || tokenKind(token) !== 'bot') return {};
+    return { 'x-oauth-scopes': this.scopes.join(','), 'x-accepted-oauth-scopes': scopeNeeded(method, args) ?? '' };
   }
 
   private decode(req: IncomingMessage, raw: string): { args: SlackArgs; token?: string; reply?: Reply } {
@@ -321,7 +439,8 @@ class FakeSlackServer implements FakeSlack {
     }
   }
 
-  private record(call: FakeSlackCall): void {
+  private record({ injected, ...fields }: Omit<FakeSlackCall, 'injected'> & { injected: boolean }): void {
+    const call: FakeSlackCall = { ...fields, ...(injected ? { injected } : {}) };
     if (call.token === undefined) delete call.token;
     this.calls.push(call);
     this.onCall?.(call);
@@ -365,9 +484,34 @@ class FakeSlackServer implements FakeSlack {
     });
   }
 
+  /**
+   * Where a post lands: a channel id (one nobody declared exists, with the bot in it), or a user id, which Slack
+   * answers by posting in the bot's DM with that user (the answer's `channel` is the DM's `D…` id).
+   */
+  private postTarget(arg: string | undefined): { channel: string } | { reply: Reply } {
+    if (!arg) return { reply: fail('channel_not_found') };
+    if (/^[UW][A-Z0-9_]+$/.test(arg)) {
+      if (this.missingUsers.has(arg)) return { reply: declared(fail('channel_not_found')) };
+      return { channel: this.dmWith(arg) };
+    }
+    const known = this.channels.get(arg);
+    if (!known) return { channel: arg };
+    if (!known.exists) return { reply: declared(fail('channel_not_found')) };
+    if (known.archived) return { reply: declared(fail('is_archived')) };
+    if (!known.member) return { reply: declared(fail('not_in_channel')) };
+    return { channel: arg };
+  }
+
+  private dmWith(user: string): string {
+    const id = `D${user.slice(1)}`;
+    if (!this.channels.has(id)) this.channels.set(id, { ...defaultChannel(id), private: true, user });
+    return id;
+  }
+
   private postMessage(args: SlackArgs): Reply {
-    const channel = str(args.channel);
-    if (!channel) return fail('channel_not_found');
+    const target = this.postTarget(str(args.channel));
+    if ('reply' in target) return target.reply;
+    const { channel } = target;
     const invalid = contentError(args);
     if (invalid) return invalid;
     const message: FakeMessage = { channel, ts: this.nextTs(), text: str(args.text) ?? '', blocks: [], updates: 0 };
@@ -414,6 +558,8 @@ class FakeSlackServer implements FakeSlack {
   private updateMessage(args: SlackArgs): Reply {
     const channel = str(args.channel);
     if (!channel) return fail('channel_not_found');
+    const known = this.channels.get(channel);
+    if (known && !known.exists) return declared(fail('channel_not_found'));
     const ts = str(args.ts);
     const message = ts ? this.messages.get(msgKey(channel, ts)) : undefined;
     if (!message) return fail('message_not_found');
@@ -425,9 +571,59 @@ class FakeSlackServer implements FakeSlack {
   }
 
   private postEphemeral(args: SlackArgs): Reply {
-    if (!str(args.channel)) return fail('channel_not_found');
-    if (!str(args.user)) return missing('user');
+    const target = this.postTarget(str(args.channel));
+    if ('reply' in target) return target.reply;
+    const user = str(args.user);
+    if (!user) return missing('user');
+    if (this.missingUsers.has(user)) return declared(fail('user_not_in_channel'));
     return contentError(args) ?? ok({ message_ts: this.nextTs() });
+  }
+
+  /** https://api.slack.com/methods/chat.getPermalink: thread replies link with `thread_ts` and `cid`. */
+  private getPermalink(args: SlackArgs): Reply {
+    const channel = str(args.channel);
+    const known = channel ? this.channels.get(channel) : undefined;
+    if (!channel || (known && !known.exists))
+      return known ? declared(fail('channel_not_found')) : fail('channel_not_found');
+    const ts = str(args.message_ts);
+    const message = ts ? this.messages.get(msgKey(channel, ts)) : undefined;
+    if (!message) return fail('message_not_found');
+    const base = `https://${FAKE_TEAM.domain}.slack.com/archives/${channel}/p${message.ts.replace('.', '')}`;
+    const thread = message.thread_ts ? `?thread_ts=${message.thread_ts}&cid=${channel}` : '';
+    return ok({ channel, permalink: `${base}${thread}` });
+  }
+
+  /** https://api.slack.com/methods/conversations.info, the fields slack:check reads. */
+  private conversationInfo(args: SlackArgs): Reply {
+    const id = str(args.channel);
+    if (!id) return fail('channel_not_found');
+    const known = this.channels.get(id) ?? defaultChannel(id);
+    if (!known.exists) return declared(fail('channel_not_found'));
+    const im = id.startsWith('D');
+    return ok({
+      channel: {
+        id,
+        name: known.name,
+        is_channel: !im && !known.private,
+        is_group: !im && known.private,
+        is_im: im,
+        is_private: known.private,
+        is_archived: known.archived,
+        is_member: known.member,
+        created: 1_700_000_000,
+      },
+    });
+  }
+
+  /** https://api.slack.com/methods/conversations.open with one user: the bot's DM with them. */
+  private openConversation(args: SlackArgs): Reply {
+    const users = str(args.users);
+    if (!users) return fail('users_list_not_supplied');
+    const ids = users.split(',');
+    if (ids.length !== 1) return fail('method_not_supported_for_channel_type');
+    const [user] = ids as [string];
+    if (this.missingUsers.has(user)) return declared(fail('user_not_found'));
+    return ok({ channel: { id: this.dmWith(user) } });
   }
 
   /** Trigger ids are single-use on Slack; a retried views.open with the same one fails the same way here. */
@@ -486,21 +682,23 @@ class FakeSlackServer implements FakeSlack {
   }
 }
 
-/** views.open/update take a modal with a title and at most 100 blocks; private_metadata is capped at 3000. */
+/**
+ * views.open/update refuse a view over a Block Kit limit as `invalid_arguments`, the problems in
+ * `response_metadata.messages` only: `{ok:false, error:'invalid_arguments', response_metadata:{messages:['[ERROR]
+ * must be less than 25 characters [json-pointer:/view/title/text]']}}`.
+ */
 function viewError(view: unknown): Reply | undefined {
   if (!isObject(view)) return missing('view');
-  if (view.type !== 'modal') return fail('invalid_arguments');
-  if (!isObject(view.title)) return missing('title');
-  if (view.blocks !== undefined && (!Array.isArray(view.blocks) || !blocksValid(view.blocks))) {
-    return fail('invalid_arguments');
-  }
-  const metadata = view.private_metadata;
-  if (typeof metadata === 'string' && metadata.length > 3000) return fail('invalid_arguments');
-  return undefined;
+  const problems = viewViolations(view).map((v) => `[ERROR] ${describeViolation(v)}`);
+  return problems.length > 0 ? fail('invalid_arguments', { response_metadata: { messages: problems } }) : undefined;
+}
+
+function defaultChannel(id: string): Required<FakeChannelState> {
+  return { exists: true, name: id.toLowerCase(), private: id.startsWith('G'), archived: false, member: true };
 }
 
 export async function startFakeSlack(opts: FakeSlackOptions = {}): Promise<FakeSlack> {
-  const fake = new FakeSlackServer(opts.onCall);
+  const fake = new FakeSlackServer(opts.onCall, opts.scopes);
   await fake.listen(opts.port ?? 0, opts.host ?? '127.0.0.1');
   return fake;
 }

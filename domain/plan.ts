@@ -14,6 +14,8 @@ export interface PersonaPlan {
  */
 export interface Plan {
   action: string;
+  /** The action's policy `description`, shown to approvers (absent in plans frozen before it was added). */
+  description?: string;
   /** false when the action is not in the policy and `unknownAction: manual` let it through. */
   known: boolean;
   approvers: string[];
@@ -52,7 +54,10 @@ export function evaluatePolicy(policy: Policy, policyHash: string, action: strin
   // Own keys only: an action named `constructor` must not find Object.prototype's.
   const def = ownEntry(policy.actions, action);
   const common = { action, policyHash, dmFallbackUser: policy.routing.dmFallbackUser ?? null };
-  if (def) return { ok: true, plan: { ...common, ...actionPlan(policy, def, limits) } };
+  if (def) {
+    const description = def.description ? { description: def.description } : {};
+    return { ok: true, plan: { ...common, ...description, ...actionPlan(policy, def, limits) } };
+  }
   if (policy.defaults.unknownAction === 'manual')
     return { ok: true, plan: { ...common, ...manualPlan(policy, limits) } };
   return { ok: false, error: 'policy_denied', reason: `action '${action}' is not in the policy` };

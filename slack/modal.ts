@@ -1,76 +1,24 @@
 import { compileOverrideSchema, ROOT_ERROR_KEY } from '../domain/json-schema.js';
 import type { Plan } from '../domain/plan.js';
-import { redactParams, REDACTED } from '../domain/redaction.js';
 import { checkOverride, reduce, type RefusalReason, type RequestState } from '../domain/request-state.js';
+import { OVERRIDE_ACTION_ID, OVERRIDE_BLOCK_PREFIX, propertySchema } from '../domain/slack-modal.js';
 
-/** The approve-with-edits modal of SPEC section 4: its identifiers are part of the Slack contract. */
-export const OVERRIDE_CALLBACK_ID = 'override_submit';
-export const OVERRIDE_BLOCK_PREFIX = 'ov_';
-export const OVERRIDE_ACTION_ID = 'value';
+export {
+  buildOverrideModal,
+  OVERRIDE_ACTION_ID,
+  OVERRIDE_BLOCK_PREFIX,
+  OVERRIDE_CALLBACK_ID,
+  type ModalView,
+} from '../domain/slack-modal.js';
 
-/** Slack's cap on a plain_text_input's initial value. */
-const MAX_INITIAL_VALUE = 3000;
 const NUMERIC = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 
-export type ModalView = Record<string, unknown>;
 /** `view.state.values` of a submission: block id → action id → element state. */
 export type SubmittedValues = Record<string, Record<string, { value?: string | null } | undefined> | undefined>;
 
 export type OverrideVerdict =
   | { ok: true; changes: Record<string, unknown> }
   | { ok: false; reason: RefusalReason; message: string; fieldErrors: Record<string, string> };
-
-const plain = (text: string) => ({ type: 'plain_text', text, emoji: true });
-
-/** One input per override key, prefilled with the current effective value (never with a redacted one). */
-export function buildOverrideModal(requestId: string, plan: Plan, state: RequestState): ModalView {
-  const shown = redactParams(state.effectiveParams, plan.redaction);
-  const intro =
-    `*${plan.action}* · \`${requestId}\`\nChange the values to run with. Submitting approves the edited ` +
-    `request; approvals given to the current values stop counting.`;
-  return {
-    type: 'modal',
-    callback_id: OVERRIDE_CALLBACK_ID,
-    private_metadata: JSON.stringify({ request_id: requestId }),
-    title: plain('Approve with edits'),
-    submit: plain('Approve'),
-    close: plain('Cancel'),
-    blocks: [
-      { type: 'section', text: { type: 'mrkdwn', text: intro } },
-      ...plan.overrides.keys.map((key) => inputBlock(key, state.effectiveParams[key], shown[key] === REDACTED, plan)),
-    ],
-  };
-}
-
-function inputBlock(key: string, current: unknown, hidden: boolean, plan: Plan) {
-  const initial = hidden ? undefined : asText(current);
-  const prefilled = initial !== undefined && initial.length <= MAX_INITIAL_VALUE;
-  const description = propertySchema(plan, key)?.description;
-  const hint = hidden
-    ? 'The current value is hidden; leave empty to keep it.'
-    : typeof description === 'string'
-      ? description
-      : undefined;
-  return {
-    type: 'input',
-    block_id: `${OVERRIDE_BLOCK_PREFIX}${key}`,
-    optional: true,
-    label: plain(key.slice(0, 2000)),
-    element: {
-      type: 'plain_text_input',
-      action_id: OVERRIDE_ACTION_ID,
-      ...(prefilled ? { initial_value: initial } : {}),
-      ...((initial ?? '').length > 60 || (initial ?? '').includes('\n') ? { multiline: true } : {}),
-    },
-    ...(hint ? { hint: plain(hint.slice(0, 2000)) } : {}),
-  };
-}
-
-function asText(value: unknown): string | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === 'string') return value;
-  return typeof value === 'number' || typeof value === 'boolean' ? String(value) : JSON.stringify(value);
-}
 
 /**
  * The values the approver submitted, typed: numeric strings become numbers (unless the schema says the key
@@ -104,13 +52,6 @@ function parseValue(raw: string, current: unknown, schema: Record<string, unknow
     }
   }
   return raw;
-}
-
-function propertySchema(plan: Plan, key: string): Record<string, unknown> | undefined {
-  const properties = plan.overrides.schema?.properties;
-  if (!properties || typeof properties !== 'object') return undefined;
-  const property = (properties as Record<string, unknown>)[key];
-  return property && typeof property === 'object' ? (property as Record<string, unknown>) : undefined;
 }
 
 function onlyString(schema: Record<string, unknown> | undefined): boolean {

@@ -16,7 +16,11 @@ import {
 const TOKEN = 'xoxb-test-token';
 const blocks = [
   { type: 'section', block_id: 'summary', text: { type: 'mrkdwn', text: '*deploy* requested' } },
-  { type: 'actions', block_id: 'decision', elements: [{ type: 'button', action_id: 'approve', value: 'req-1' }] },
+  {
+    type: 'actions',
+    block_id: 'decision',
+    elements: [{ type: 'button', action_id: 'approve', text: { type: 'plain_text', text: 'Approve' }, value: 'req-1' }],
+  },
 ];
 const modal = {
   type: 'modal',
@@ -156,6 +160,136 @@ describe('fake Slack Web API driven by the real WebClient', () => {
     setTimeout(() => void client().chat.postMessage({ channel: 'C9', text: 'late' }), 50);
     await expect(waiting).resolves.toMatchObject({ status: 200, args: { channel: 'C9', text: 'late' } });
     await expect(fake.waitFor((c) => c.method === 'views.open', 50)).rejects.toThrow(/chat\.postMessage\(200\)/);
+  });
+});
+
+describe('Block Kit limits, answered as Slack answers', () => {
+  const long = (n: number) => [{ type: 'section', text: { type: 'mrkdwn', text: 'a'.repeat(n) } }];
+  const errorOf = (err: { data?: unknown }) =>
+    err.data as { error: string; errors?: string[]; response_metadata?: { messages: string[] } };
+
+  test('an over-long section is invalid_blocks, naming the pointer in errors and response_metadata', async () => {
+    const err = errorOf(await failure(client().chat.postMessage({ channel: 'C1', text: 'x', blocks: long(3001) })));
+    const problem = 'must be less than 3001 characters [json-pointer:/blocks/0/text/text]';
+    expect(err).toMatchObject({
+      error: 'invalid_blocks',
+      errors: [problem],
+      response_metadata: { messages: [`[ERROR] ${problem}`] },
+    });
+    expect(fake.messages.size).toBe(0);
+    await expect(client().chat.postMessage({ channel: 'C1', text: 'x', blocks: long(3000) })).resolves.toMatchObject({
+      ok: true,
+    });
+  });
+
+  test('chat.update and chat.postEphemeral are checked the same way; a refused update changes nothing', async () => {
+    const web = client();
+    const { ts } = await web.chat.postMessage({ channel: 'C1', text: 'a', blocks });
+    const update = errorOf(await failure(web.chat.update({ channel: 'C1', ts: ts!, text: 'b', blocks: long(3001) })));
+    expect(update.error).toBe('invalid_blocks');
+    expect(fake.messages.get(`C1:${ts}`)).toMatchObject({ text: 'a', blocks, updates: 0 });
+    const eph = await failure(web.chat.postEphemeral({ channel: 'C1', user: 'U1', text: 'x', blocks: long(3001) }));
+    expect(errorOf(eph).error).toBe('invalid_blocks');
+  });
+
+  test('more text than Slack takes in one message is msg_blocks_too_long', async () => {
+    const many = Array.from({ length: 5 }, (_, i) => ({
+      type: 'section',
+      block_id: `b${i}`,
+      text: { type: 'mrkdwn', text: 'a'.repeat(2500) },
+    }));
+    const err = await failure(client().chat.postMessage({ channel: 'C1', text: 'x', blocks: many }));
+    expect(err.data?.error).toBe('msg_blocks_too_long');
+    await expect(
+      client().chat.postMessage({ channel: 'C1', text: 'x', blocks: many.slice(0, 4) }),
+    ).resolves.toMatchObject({ ok: true });
+  });
+
+  test('a view over a limit is invalid_arguments with the problems in response_metadata', async () => {
+    const view = { ...modal, title: { type: 'plain_text', text: 'a'.repeat(25) } };
+    const err = errorOf(await failure(client().views.open({ trigger_id: 'trig-v', view: view as never })));
+    // WebClient adds the scope headers to response_metadata too.
+    expect(err).toMatchObject({
+      ok: false,
+      error: 'invalid_arguments',
+      response_metadata: { messages: ['[ERROR] must be less than 25 characters [json-pointer:/view/title/text]'] },
+    });
+    expect(fake.views.size).toBe(0);
+  });
+});
+
+describe('the workspace: channels, DMs, permalinks, scopes, tokens', () => {
+  test('a user id as channel posts in the bot DM with that user, as Slack does', async () => {
+    const res = await client().chat.postMessage({ channel: 'U0DANA', text: 'hi' });
+    expect(res).toMatchObject({ ok: true, channel: 'D0DANA' });
+    expect(fake.messages.get(`D0DANA:${res.ts}`)).toMatchObject({ text: 'hi' });
+    await expect(client().conversations.open({ users: 'U0DANA' })).rejects.toMatchObject({
+      data: { error: 'missing_scope', needed: 'im:write' },
+    });
+  });
+
+  test('declared channels and users: missing, archived, without the bot; those refusals count as asked for', async () => {
+    fake.setChannel('C0GONE', { exists: false });
+    fake.setChannel('C0OLD', { archived: true });
+    fake.setChannel('C0NOBOT', { member: false });
+    fake.setUser('U0LEFT', { exists: false });
+    const web = client();
+    const errors = [];
+    for (const channel of ['C0GONE', 'C0OLD', 'C0NOBOT', 'U0LEFT']) {
+      errors.push((await failure(web.chat.postMessage({ channel, text: 'x' }))).data?.error);
+    }
+    expect(errors).toEqual(['channel_not_found', 'is_archived', 'not_in_channel', 'channel_not_found']);
+    expect(fake.calls.every((c) => c.injected)).toBe(true);
+    expect(fake.unexpectedRefusals()).toEqual([]);
+  });
+
+  test('unexpectedRefusals lists what no test asked for, not injected faults', async () => {
+    const web = client();
+    fake.failNext('chat.postMessage', { ok: false, error: 'channel_not_found' });
+    await failure(web.chat.postMessage({ channel: 'C1', text: 'x' }));
+    await failure(web.chat.postMessage({ channel: 'C1', text: 'x', blocks: [{ type: 'section' }] }));
+    await web.chat.postMessage({ channel: 'C1', text: 'fine' });
+    expect(fake.unexpectedRefusals().map((c) => (c.response as { error: string }).error)).toEqual(['invalid_blocks']);
+  });
+
+  test('chat.getPermalink links a message, a thread reply with thread_ts and cid', async () => {
+    const web = client();
+    const root = await web.chat.postMessage({ channel: 'C0LINK', text: 'root' });
+    const reply = await web.chat.postMessage({ channel: 'C0LINK', text: 'reply', thread_ts: root.ts! });
+    const base = `https://${FAKE_TEAM.domain}.slack.com/archives/C0LINK/p`;
+    await expect(web.chat.getPermalink({ channel: 'C0LINK', message_ts: root.ts! })).resolves.toMatchObject({
+      channel: 'C0LINK',
+      permalink: `${base}${root.ts!.replace('.', '')}`,
+    });
+    const threaded = await web.chat.getPermalink({ channel: 'C0LINK', message_ts: reply.ts! });
+    expect(threaded.permalink).toBe(`${base}${reply.ts!.replace('.', '')}?thread_ts=${root.ts}&cid=C0LINK`);
+    const missing = await failure(web.chat.getPermalink({ channel: 'C0LINK', message_ts: '1.000001' }));
+    expect(missing.data?.error).toBe('message_not_found');
+  });
+
+  test('conversations.info describes a channel; its read scope is needed', async () => {
+    fake.setChannel('G0PRIV', { name: 'secret-ops', private: true, member: false });
+    const info = await client().conversations.info({ channel: 'G0PRIV' });
+    expect(info.channel).toMatchObject({ id: 'G0PRIV', name: 'secret-ops', is_private: true, is_member: false });
+    fake.setScopes(['chat:write']);
+    const err = await failure(client().conversations.info({ channel: 'C1' }));
+    expect(err.data).toMatchObject({ error: 'missing_scope', needed: 'channels:read', provided: 'chat:write' });
+  });
+
+  test('every answer to a bot token carries x-oauth-scopes; chat:write is needed to post', async () => {
+    const res = await fetch(`${fake.url}auth.test`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(res.headers.get('x-oauth-scopes')).toBe('chat:write,channels:read,groups:read');
+    fake.setScopes(['channels:read']);
+    const err = await failure(client().chat.postMessage({ channel: 'C1', text: 'x' }));
+    expect(err.data).toMatchObject({ error: 'missing_scope', needed: 'chat:write' });
+  });
+
+  test('an app-level token opens Socket Mode connections only; a bot token cannot', async () => {
+    const app = client(undefined, 'xapp-1-A0FAKEAPP-1-secret');
+    expect((await failure(app.chat.postMessage({ channel: 'C1', text: 'x' }))).data?.error).toBe(
+      'not_allowed_token_type',
+    );
+    expect((await failure(client().apps.connections.open({}))).data?.error).toBe('not_allowed_token_type');
   });
 });
 

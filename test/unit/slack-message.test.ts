@@ -2,12 +2,23 @@ import type { Plan } from '../../domain/plan.js';
 import { REDACTED } from '../../domain/redaction.js';
 import { initialState, reduce, type Command, type RequestState } from '../../domain/request-state.js';
 import {
+  blocksTextLength,
+  describeViolation,
+  MESSAGE_TEXT_BUDGET,
+  messageViolations,
+  viewViolations,
+} from '../../domain/slack-limits.js';
+import {
   DECISION_BLOCK_PREFIX,
+  PARAMS_BLOCK_PREFIX,
   renderEscalationNotice,
+  renderMinimalMessage,
   renderRequestMessage,
+  renderThreadDetails,
   type Block,
   type SlackMessage,
 } from '../../domain/slack-message.js';
+import { buildOverrideModal } from '../../domain/slack-modal.js';
 import { makePlan, makeRequest } from '../fixtures/plans.js';
 
 const NOW = '2030-01-01T00:10:00.000Z';
@@ -27,10 +38,10 @@ function plan(overrides: Partial<Plan> = {}): Plan {
   });
 }
 
-function stateAfter(p: Plan, commands: Command[]): RequestState {
+function stateAfter(p: Plan, commands: Command[], of = request): RequestState {
   let state = initialState({
     requestId: 'req_42',
-    request,
+    request: of,
     plan: p,
     createdAt: '2030-01-01T00:00:00.000Z',
     expiresAt: '2030-01-01T01:00:00.000Z',
@@ -222,5 +233,154 @@ describe('redaction in the rendered message', () => {
     expect(text(notice)).not.toContain(SECRET);
     expect(notice.text).toContain('0 of 3');
     expect(notice.text).toContain('req_42');
+  });
+});
+
+describe('issue 14: what agents really send fits Slack, and nothing is hidden', () => {
+  const unescape = (s: string) => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  const sectionTexts = (m: SlackMessage) =>
+    m.blocks.map((b) => (b.text as { text?: string } | undefined)?.text ?? '').filter(Boolean);
+  const paramsIn = (messages: SlackMessage[]) =>
+    JSON.parse(
+      messages
+        .flatMap((m) => m.blocks)
+        .filter((b) => String(b.block_id).startsWith(PARAMS_BLOCK_PREFIX))
+        .map((b) => unescape((b.text as { text: string }).text.replace(/^\*Parameters\*\n/, '').slice(3, -3)))
+        .join(''),
+    ) as unknown;
+  const expectFits = (m: SlackMessage) => {
+    expect(messageViolations(m.blocks).map(describeViolation)).toEqual([]);
+    expect(blocksTextLength(m.blocks)).toBeLessThanOrEqual(MESSAGE_TEXT_BUDGET);
+  };
+  const p = plan({ personas: [] });
+
+  test('a 3,800-character justification is shown whole, across two sections', () => {
+    const justification = `${'Because the index is missing, checkout queries scan the table. '.repeat(60)}`.slice(
+      0,
+      3800,
+    );
+    const r = makeRequest({ meta: { ...request.meta, justification } });
+    const m = renderRequestMessage(r, p, stateAfter(p, [], r));
+    expectFits(m);
+    expect(m.cut).toEqual({ params: false, justification: false, links: false });
+    const shown = sectionTexts(m).filter((t) => !t.startsWith('*Parameters*'));
+    expect(unescape(shown.join('')).replace('*Justification*\n', '')).toContain(justification);
+  });
+
+  test('40 params with one 8 KB value: said plainly in the message, every param in the thread', () => {
+    const params: Record<string, unknown> = Object.fromEntries(
+      Array.from({ length: 40 }, (_, i) => [`key_${i}`, `value ${i}`]),
+    );
+    params.key_7 = 'x'.repeat(8192);
+    const r = makeRequest({ params });
+    const state = stateAfter(p, [], r);
+    const m = renderRequestMessage(r, p, state);
+    expectFits(m);
+    expect(m.cut.params).toBe(true);
+    expect(JSON.stringify(m.blocks)).toContain('too long to show here');
+    expect(JSON.stringify(m.blocks)).toContain("Read the full parameters in this message's thread");
+    expect(actionIds(m)).toEqual(['approve', 'deny']);
+    const thread = renderThreadDetails(r, p, state, m.cut);
+    thread.forEach(expectFits);
+    expect(paramsIn(thread)).toEqual(params);
+  });
+
+  test.each([
+    ['emoji', '😀'],
+    ['CJK', '漢'],
+    ['ZWJ families', '👨‍👩‍👧‍👦'],
+  ])('2,000 %s at the cut: no broken character, the rest in the thread', (_name, unit) => {
+    const justification = `${'a'.repeat(1999)}${unit.repeat(2000)}`.slice(0, 4000);
+    const r = makeRequest({ params: { note: unit.repeat(2000) }, meta: { ...request.meta, justification } });
+    const state = stateAfter(p, [], r);
+    const m = renderRequestMessage(r, p, state);
+    expectFits(m);
+    expect(JSON.stringify(m)).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/);
+    const messages = m.cut.params ? renderThreadDetails(r, p, state, m.cut) : [m];
+    expect(paramsIn(messages)).toEqual({ note: unit.repeat(2000) });
+  });
+
+  test('a decision after such a request updates within the limits and names the decider', () => {
+    const r = makeRequest({ params: { blob: '漢'.repeat(5000) } });
+    const m = renderRequestMessage(
+      r,
+      p,
+      stateAfter(p, [{ type: 'deny', userId: 'U0ALICE', reason: 'no. '.repeat(2000) }]),
+    );
+    expectFits(m);
+    expect(JSON.stringify(m.blocks)).toContain('*Denied* by <@U0ALICE>');
+    expect(actionIds(m)).toEqual([]);
+  });
+
+  test('agent text cannot mention @channel or forge a link; meta.links become safe links', () => {
+    const r = makeRequest({
+      meta: {
+        ...request.meta,
+        justification: 'please <!channel> see <https://evil.example|the docs> & more',
+        links: ['https://ci.example/run?id=1&x=<y>|z', 'not a url <!here>'],
+      },
+    });
+    const m = renderRequestMessage(r, p, stateAfter(p, [], r));
+    expectFits(m);
+    const json = JSON.stringify(m.blocks);
+    expect(json).toContain('please &lt;!channel&gt; see &lt;https://evil.example|the docs&gt; &amp; more');
+    expect(json).toContain('<https://ci.example/run?id=1&amp;x=%3Cy%3E%7Cz|ci.example/run?id=1&amp;x=%3Cy%3E%7Cz>');
+    expect(json).toContain('not a url &lt;!here&gt;');
+    expect(json).not.toContain('<!');
+  });
+
+  test("the action's policy description is shown", () => {
+    const described = plan({ personas: [], description: 'Applies a schema migration to <prod>' });
+    const m = renderRequestMessage(request, described, stateAfter(described, []));
+    expect(JSON.stringify(m.blocks)).toContain('Applies a schema migration to &lt;prod&gt;');
+  });
+
+  test('30 personas, one named longer than a Slack action id: 25 buttons, the rest said', () => {
+    const personas = [
+      ...Array.from({ length: 29 }, (_, i) => ({ name: `Persona${i}`, members: [] })),
+      { name: 'P'.repeat(300), members: [] },
+    ];
+    const many = plan({ personas });
+    const m = renderRequestMessage(request, many, stateAfter(many, []));
+    expectFits(m);
+    expect(actionIds(m)).toHaveLength(25);
+    expect(JSON.stringify(m.blocks)).toContain('4 more persona buttons appear as these are acknowledged');
+    expect(JSON.stringify(m.blocks)).toContain('too long for a Slack button');
+  });
+
+  test('the minimal fallback keeps the buttons and points at the thread', () => {
+    const m = renderMinimalMessage(request, p, stateAfter(p, []));
+    expectFits(m);
+    expect(actionIds(m)).toEqual(['approve', 'deny']);
+    expect(JSON.stringify(m.blocks)).toContain(`Request: req_42`);
+  });
+});
+
+describe('the edit modal fits Slack', () => {
+  const editable = (keys: string[]) =>
+    plan({ personas: [], overrides: { allowed: true, keys, schema: null, maxKeys: 10, maxChars: 5000 } });
+
+  test('a 2,900-character editable value is prefilled whole; a 3,500-character one is said, not prefilled', () => {
+    const p = editable(['sql', 'big']);
+    const r = makeRequest({ params: { sql: 's'.repeat(2900), big: 'b'.repeat(3500) } });
+    const state = initialState({ requestId: 'req_42', request: r, plan: p, createdAt: NOW, expiresAt: NOW });
+    const view = buildOverrideModal('req_42', p, state);
+    expect(viewViolations(view).map(describeViolation)).toEqual([]);
+    const inputs = (view.blocks as Block[]).filter((b) => b.type === 'input');
+    expect((inputs[0]!.element as Record<string, unknown>).initial_value).toBe('s'.repeat(2900));
+    expect((inputs[1]!.element as Record<string, unknown>).initial_value).toBeUndefined();
+    expect(JSON.stringify(inputs[1])).toContain('too long to show here');
+  });
+
+  test('150 override keys: 98 inputs, the other 52 named as not editable here', () => {
+    const keys = Array.from({ length: 150 }, (_, i) => `k${i}`);
+    const p = editable(keys);
+    const view = buildOverrideModal('req_42', p, stateAfter(p, []));
+    expect(viewViolations(view)).toEqual([]);
+    const blocks = view.blocks as Block[];
+    expect(blocks).toHaveLength(100);
+    expect(blocks.filter((b) => b.type === 'input')).toHaveLength(98);
+    expect(JSON.stringify(blocks.at(-1))).toContain('Not editable here* (52 keys)');
+    expect(JSON.stringify(blocks.at(-1))).toContain('`k149`');
   });
 });
