@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { parse, parseAllDocuments } from 'yaml';
 import { envSchema } from '../../config/env.js';
 import { parsePolicy } from '../../domain/policy-loader.js';
+import { serverDatabaseEnv, VERSIONS } from '../../scripts/cluster-lib.js';
 import { GUARD_SEARCH_ATTRIBUTES } from '../../temporal/search-attributes.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -258,30 +259,63 @@ describe('docker-compose.yml', () => {
   const service = (name: string) => obj(services[name]);
   const envOf = (name: string) => obj(service(name).environment) as Record<string, string | number | boolean>;
 
-  test('has postgres, Temporal, its setup one-shot, the UI, the api and the worker', () => {
+  test('has postgres, its schema one-shot, Temporal, its setup one-shot, the UI, the api and the worker', () => {
     expect(Object.keys(services).sort()).toEqual(
-      ['api', 'postgresql', 'temporal', 'temporal-setup', 'temporal-ui', 'worker'].sort(),
+      ['api', 'postgresql', 'temporal', 'temporal-schema', 'temporal-setup', 'temporal-ui', 'worker'].sort(),
     );
-    expect(service('postgresql').image).toBe('postgres:16');
-    expect(String(service('temporal').image)).toMatch(/^temporalio\/auto-setup:/);
     expect(envOf('temporal').DB).toBe('postgres12');
-    expect(String(service('temporal-setup').image)).toMatch(/^temporalio\/admin-tools:/);
-    expect(String(service('temporal-ui').image)).toMatch(/^temporalio\/ui:/);
     expect(arr(service('temporal-ui').ports).map(String)).toContainEqual(expect.stringMatching(/(^|:)8233:8080$/));
   });
 
-  test('long-running services have healthchecks; Temporal is checked with its CLI', () => {
+  test('images are the versions of deploy/temporal-versions.json, which npm run cluster builds and runs', () => {
+    const image = (name: string) => interpolate(String(service(name).image), {});
+    expect(image('temporal')).toBe(VERSIONS.images.server);
+    expect(VERSIONS.images.server).toBe(`temporalio/server:${VERSIONS.server}`);
+    expect(image('temporal-schema')).toBe(VERSIONS.images.adminTools);
+    expect(image('temporal-setup')).toBe(VERSIONS.images.adminTools);
+    expect(image('temporal-ui')).toBe(VERSIONS.images.ui);
+    expect(image('postgresql')).toBe(VERSIONS.images.postgres);
+  });
+
+  test('Temporal gets the variables npm run cluster proved: SQL persistence and visibility on PostgreSQL', () => {
+    const env = envOf('temporal');
+    const proven = serverDatabaseEnv({ host: 'postgresql', port: 5432, user: 'temporal', password: 'temporal' });
+    const resolved = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, interpolate(String(v), {})]));
+    expect(Object.keys(env).sort()).toEqual(
+      [...Object.keys(proven), 'BIND_ON_IP', 'NUM_HISTORY_SHARDS', 'DYNAMIC_CONFIG_FILE_PATH'].sort(),
+    );
+    for (const [k, v] of Object.entries(proven)) expect([k, resolved[k]]).toEqual([k, v]);
+    const [mount] = arr(service('temporal').volumes).map(String);
+    expect(mount).toBe(`./deploy/temporal-dynamicconfig.yaml:${env.DYNAMIC_CONFIG_FILE_PATH}:ro`);
+  });
+
+  test("the schema one-shot runs deploy/temporal-schema.sh at the release's visibility schema version", () => {
+    const schema = service('temporal-schema');
+    const [mount] = arr(schema.volumes).map(String);
+    const [hostPath, containerPath] = mount!.split(':');
+    expect(hostPath).toBe('./deploy/temporal-schema.sh');
+    expect(arr(schema.entrypoint)).toEqual(['/bin/sh', containerPath]);
+    expect(envOf('temporal-schema')).toMatchObject({
+      SQL_HOST: 'postgresql',
+      SCHEMA_DIR: '/etc/temporal/schema/postgresql/v12',
+      VISIBILITY_SCHEMA_VERSION: VERSIONS.visibilitySchemaVersion,
+    });
+    expect(schema.restart).toBe('no');
+  });
+
+  test('long-running services have healthchecks; Temporal is asked through its HTTP API', () => {
     for (const name of ['postgresql', 'temporal', 'api', 'worker']) {
       expect([name, arr(obj(service(name).healthcheck).test).length > 0]).toEqual([name, true]);
     }
-    expect(arr(obj(service('temporal').healthcheck).test).join(' ')).toContain('temporal operator cluster health');
+    expect(arr(obj(service('temporal').healthcheck).test).join(' ')).toContain('/api/v1/system-info');
     expect(arr(obj(service('api').healthcheck).test)).toEqual(['CMD', 'node', '/app/deploy/healthcheck.mjs', 'api']);
   });
 
   test('start order is enforced with depends_on conditions', () => {
     const conditions = (name: string) =>
       Object.fromEntries(Object.entries(obj(service(name).depends_on)).map(([k, v]) => [k, obj(v).condition]));
-    expect(conditions('temporal')).toEqual({ postgresql: 'service_healthy' });
+    expect(conditions('temporal-schema')).toEqual({ postgresql: 'service_healthy' });
+    expect(conditions('temporal')).toEqual({ 'temporal-schema': 'service_completed_successfully' });
     expect(conditions('temporal-setup')).toEqual({ temporal: 'service_healthy' });
     for (const role of ['api', 'worker']) {
       expect(conditions(role)).toEqual({
@@ -619,7 +653,7 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
   test('the setup job runs the search-attribute script against the same Temporal', () => {
     const job = ofKind('Job')[0]!;
     const c = container(job);
-    expect(String(c.image)).toMatch(/^temporalio\/admin-tools:/);
+    expect(c.image).toBe(VERSIONS.images.adminTools);
     expect(c.envFrom).toEqual([{ configMapRef: { name: 'approval-guard-env' } }]);
     const script = arr(podSpec(job).volumes)
       .map(obj)
