@@ -115,13 +115,20 @@ export function applyEffectiveParams(
   call: ToolCall,
   effective: Record<string, unknown>,
 ): Record<string, unknown> {
-  if (!mapping) return structuredClone(effective);
+  if (!mapping) return inOrderOf(call.arguments, structuredClone(effective));
   let args = structuredClone(call.arguments);
   for (const [param, source] of Object.entries(mapping)) {
     if (source.startsWith('$') || !Object.hasOwn(effective, param)) continue;
     args = setPath(args, source, structuredClone(effective[param]));
   }
   return args;
+}
+
+/** `next` with the keys `before` had in their order first: the upstream sees the call as the agent wrote it. */
+function inOrderOf(before: Record<string, unknown>, next: Record<string, unknown>): Record<string, unknown> {
+  const kept = Object.keys(before).filter((k) => Object.hasOwn(next, k));
+  const added = Object.keys(next).filter((k) => !Object.hasOwn(before, k));
+  return Object.fromEntries([...kept, ...added].map((k) => [k, next[k]]));
 }
 
 function segments(path: string): string[] {

@@ -92,8 +92,10 @@ describe('request_approval blocks until the decision', () => {
     });
     expect(answer.data.message).toMatch(c.status === 'approved' ? /^Approved/ : /Do not run the action/);
     expect(JSON.parse(answer.text)).toEqual(answer.data);
-    const claims = verifyReceipt(answer.data.receipt, pem, { requestId, payloadHash: answer.data.payloadHash });
+    const expected = { requestId, payloadHash: answer.data.payloadHash };
+    const claims = verifyReceipt(answer.data.receipt, pem, { ...expected, outcome: c.status });
     expect(claims).toMatchObject({ outcome: c.status, action: c.action });
+    expect(verifyReceipt(answer.data.receipt, pem, expected) === null).toBe(c.status !== 'approved');
   });
 
   test('progress while waiting (one approval of two), then the decision; origin and requester as configured', async () => {

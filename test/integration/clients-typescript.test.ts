@@ -12,6 +12,7 @@ import {
   PolicyDeniedError,
   RateLimitedError,
   UnauthorizedError,
+  checkReceipt,
   verifyReceipt,
   WaitTimeoutError,
 } from '../../clients/typescript/src/index.js';
@@ -65,8 +66,18 @@ describe('requestApproval(input, { wait: true })', () => {
     expect(outcome).toMatchObject({ requestId, status: c.status, effectiveParams: c.effective(params) });
     expect(outcome.payloadHash).toBe(payloadHash(outcome.effectiveParams));
     expect(outcome.overridden).toBe(c.decision === 'edit');
-    const claims = verifyReceipt(outcome.receipt!, pem, { requestId, payloadHash: outcome.payloadHash });
+    const expected = { requestId, payloadHash: outcome.payloadHash };
+    const claims = verifyReceipt(outcome.receipt!, pem, { ...expected, outcome: c.status });
     expect(claims).toMatchObject({ requestId, action: c.action, outcome: c.status });
+    // Without an explicit outcome only an approval verifies: a denial's receipt is never a licence to run.
+    const byDefault = checkReceipt(outcome.receipt!, pem, expected);
+    if (c.status === 'approved') expect(byDefault).toMatchObject({ ok: true });
+    else
+      expect(byDefault).toMatchObject({
+        ok: false,
+        problem: 'mismatch',
+        message: `outcome is "${c.status}", expected "approved"`,
+      });
   });
 
   test('fails closed by default: a denial and an expiry are typed errors carrying the final state', async () => {

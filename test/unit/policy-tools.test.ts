@@ -162,8 +162,10 @@ describe('effective params back into arguments', () => {
     expect(mapParams(mapping, { ...call, arguments: args }).tool).toBe('scale');
   });
 
-  test('without a mapping, the effective params are the arguments', () => {
+  test('without a mapping, the effective params are the arguments, in the order the agent wrote them', () => {
     expect(applyEffectiveParams(null, call, { deployment: 'api' })).toEqual({ deployment: 'api' });
+    const args = applyEffectiveParams(null, call, { extra: 1, dryRun: true, deployment: 'api', spec: {} });
+    expect(Object.keys(args)).toEqual(['deployment', 'spec', 'dryRun', 'extra']);
   });
 });
 

@@ -24,7 +24,13 @@ export {
   UnavailableError,
   WaitTimeoutError,
 } from './errors.js';
-export { verifyReceipt, type ReceiptExpectations } from './receipts.js';
+export {
+  checkReceipt,
+  verifyReceipt,
+  type ReceiptCheck,
+  type ReceiptExpectations,
+  type ReceiptProblem,
+} from './receipts.js';
 export type {
   CreateRequestInput,
   Outcome,
