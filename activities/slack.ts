@@ -1,12 +1,25 @@
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, log } from '@temporalio/activity';
 import type { WebClient } from '@slack/web-api';
-import type { Plan } from '../domain/plan.js';
 import { refusalText } from '../domain/refusal-text.js';
-import type { CreateRequest } from '../domain/request-schema.js';
-import type { RequestState } from '../domain/request-state.js';
-import { renderEscalationNotice, renderRequestMessage, type SlackMessage } from '../domain/slack-message.js';
+import {
+  anythingCut,
+  renderEscalationNotice,
+  renderMinimalMessage,
+  renderNotice,
+  renderRequestMessage,
+  renderThreadDetails,
+  type Cut,
+  type SlackMessage,
+} from '../domain/slack-message.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { ReplyTo, SlackRef } from '../workflows/messages.js';
+import type {
+  MessageInput,
+  PostOutcome,
+  RefusalNotice,
+  SlackActivityContract,
+  SlackRef,
+  UpdateHint,
+} from '../workflows/messages.js';
 import { SlackUpdateQueue } from './slack-update-queue.js';
 
 export interface SlackActivityDeps {
@@ -17,24 +30,21 @@ export interface SlackActivityDeps {
   updateQueue?: { coalesceMs: number } | null;
 }
 
-/**
- * What the worker tells the workflow's Slack loop after each call: with the update queue on, how long to let
- * changes accumulate before the next update. Coming from the worker's config, it applies to requests in flight.
- */
-export interface UpdateHint {
-  coalesceMs?: number;
-}
+/** Slack refused the content itself: a smaller message to the same place may still go through. */
+const CONTENT_REFUSALS = new Set([
+  'invalid_blocks',
+  'invalid_blocks_format',
+  'msg_too_long',
+  'msg_blocks_too_long',
+  'no_text',
+  'invalid_attachments',
+  'too_many_attachments',
+  'invalid_arguments',
+]);
 
-export type PostedMessage = SlackRef & UpdateHint;
-
-export interface MessageInput {
-  request: CreateRequest;
-  plan: Plan;
-  state: RequestState;
-}
-
-/** Slack errors that retrying cannot fix. */
+/** Slack errors another try cannot fix (https://api.slack.com/methods/chat.postMessage, chat.update: Errors). */
 const PERMANENT = new Set([
+  ...CONTENT_REFUSALS,
   'channel_not_found',
   'user_not_in_channel',
   'not_in_channel',
@@ -42,26 +52,44 @@ const PERMANENT = new Set([
   'invalid_auth',
   'not_authed',
   'account_inactive',
-  'invalid_blocks',
-  'msg_too_long',
+  'token_revoked',
+  'token_expired',
+  'missing_scope',
+  'not_allowed_token_type',
+  'no_permission',
+  'restricted_action',
+  'cannot_dm_bot',
+  'messages_tab_disabled',
+  'user_not_found',
+  'user_disabled',
   'message_not_found',
   'cant_update_message',
+  'edit_window_closed',
 ]);
 
-export interface RefusalNotice {
-  replyTo: ReplyTo;
-  reason: string;
-  message: string;
+const ALL_CUT: Cut = { params: true, justification: true, links: true };
+
+/** A permanent refusal, with Slack's error code (the workflow and the fallbacks read it). */
+class Refused extends Error {
+  constructor(
+    readonly method: string,
+    readonly code: string,
+  ) {
+    super(`${method} failed: ${code}`);
+  }
 }
+
+/** What Slack refused, for operators (the workflow records the outcome itself). */
+const say = (message: string) => log.warn(message);
 
 export function createSlackActivities({ slack, metrics, updateQueue }: SlackActivityDeps) {
   const queue = updateQueue ? new SlackUpdateQueue(metrics.slackUpdateQueueDepth) : null;
   const hint: UpdateHint = updateQueue ? { coalesceMs: updateQueue.coalesceMs } : {};
 
-  async function call<T>(method: string, fn: (client: WebClient) => Promise<T>): Promise<T | null> {
-    if (!slack) return null;
+  /** One Web API call, counted; transient errors throw a retryable Temporal failure, refusals throw `Refused`. */
+  async function call<T>(client: WebClient, method: string, fn: (client: WebClient) => Promise<T>): Promise<T> {
     try {
-      const result = await fn(slack);
+      const result = await fn(client);
       metrics.slackApiCalls.inc({ method, outcome: 'ok' });
       return result;
     } catch (err) {
@@ -69,47 +97,166 @@ export function createSlackActivities({ slack, metrics, updateQueue }: SlackActi
     }
   }
 
-  return {
-    async postRequestMessage({ request, plan, state }: MessageInput): Promise<PostedMessage | null> {
-      const channel = plan.channel ?? plan.dmFallbackUser;
-      if (!channel) return null;
-      const msg = renderRequestMessage(request, plan, state);
-      const res = await call('chat.postMessage', (c) => c.chat.postMessage({ channel, ...msg }));
-      return res?.ts && res.channel ? { channel: res.channel, ts: res.ts, ...hint } : null;
+  /** As `call`, with a refusal as a Temporal failure that is not retried (the workflow logs it and moves on). */
+  async function must<T>(client: WebClient, method: string, fn: (client: WebClient) => Promise<T>): Promise<T> {
+    try {
+      return await call(client, method, fn);
+    } catch (err) {
+      if (err instanceof Refused) throw ApplicationFailure.nonRetryable(err.message, `slack_${err.code}`);
+      throw err;
+    }
+  }
+
+  /** Best effort: what fails here (a permalink, a thread reply) must not undo what was already posted. */
+  async function maybe<T>(client: WebClient, method: string, fn: (client: WebClient) => Promise<T>) {
+    try {
+      return await call(client, method, fn);
+    } catch (err) {
+      say(`${method} failed (ignored): ${(err as Error).message}`);
+      return null;
+    }
+  }
+
+  async function postThread(client: WebClient, ref: SlackRef, messages: SlackMessage[]): Promise<void> {
+    for (const message of messages) {
+      await must(client, 'chat.postMessage', (c) =>
+        c.chat.postMessage({ channel: ref.channel, thread_ts: ref.ts, ...message }),
+      );
+    }
+  }
+
+  /**
+   * The rich message, or when Slack refuses its content the minimal one (plus, in its thread, every detail it
+   * leaves out); null when Slack refuses this destination, with why in `errors`.
+   */
+  async function postTo(
+    client: WebClient,
+    channel: string,
+    input: MessageInput,
+    errors: string[],
+  ): Promise<{ ref: SlackRef; minimal: boolean; paramsCut: boolean } | null> {
+    const { request, plan, state } = input;
+    const rich = renderRequestMessage(request, plan, state);
+    const attempts: Array<[boolean, SlackMessage]> = [
+      [false, rich],
+      [true, renderMinimalMessage(request, plan, state)],
+    ];
+    for (const [minimal, message] of attempts) {
+      try {
+        const res = await call(client, 'chat.postMessage', (c) => c.chat.postMessage({ channel, ...message }));
+        const ref = { channel: res.channel ?? channel, ts: res.ts ?? '' };
+        if (!minimal) return { ref, minimal, paramsCut: anythingCut(rich.cut) };
+        const details = renderThreadDetails(request, plan, state, ALL_CUT);
+        const threaded = await postThread(client, ref, details).then(
+          () => true,
+          (err: unknown) => (say(`details thread failed: ${(err as Error).message}`), false),
+        );
+        return { ref, minimal, paramsCut: !threaded };
+      } catch (err) {
+        if (!(err instanceof Refused)) throw err;
+        errors.push(`${minimal ? 'minimal message' : 'message'} to ${channel}: ${err.code}`);
+        say(`chat.postMessage to ${channel} refused: ${err.code}`);
+        if (!CONTENT_REFUSALS.has(err.code)) return null;
+      }
+    }
+    return null;
+  }
+
+  const activities = {
+    /**
+     * Posts the request where the plan routes it: its channel, else (or when the channel refuses it) a DM to
+     * `routing.dmFallbackUser`. A refused rich message falls back to a minimal one with the buttons. Only when
+     * everything is refused is the outcome `failed` (never thrown: the workflow records it); Slack being down or
+     * rate limiting throws, and Temporal retries.
+     */
+    async postRequestMessage(input: MessageInput): Promise<PostOutcome> {
+      const { plan } = input;
+      const targets = [...new Set([plan.channel, plan.dmFallbackUser].filter((t): t is string => Boolean(t)))];
+      if (!slack || targets.length === 0) return { slack: 'skipped' };
+      const errors: string[] = [];
+      for (const [i, channel] of targets.entries()) {
+        const posted = await postTo(slack, channel, input, errors);
+        if (!posted) continue;
+        const { ref, minimal, paramsCut } = posted;
+        const link = await maybe(slack, 'chat.getPermalink', (c) =>
+          c.chat.getPermalink({ channel: ref.channel, message_ts: ref.ts }),
+        );
+        const fallback = i > 0 ? 'dm' : minimal ? 'minimal' : undefined;
+        return {
+          slack: 'posted',
+          ...ref,
+          ...(link?.permalink ? { permalink: link.permalink } : {}),
+          ...(fallback ? { fallback } : {}),
+          ...(paramsCut ? { paramsCut } : {}),
+          ...hint,
+        };
+      }
+      return { slack: 'failed', error: errors.join('; ') };
     },
 
-    async updateRequestMessage({
-      request,
-      plan,
-      state,
-      ref,
-    }: MessageInput & { ref: SlackRef }): Promise<UpdateHint | void> {
-      const msg = renderRequestMessage(request, plan, state);
+    /** Re-renders the message; content Slack refuses falls back to the minimal message, its details in the thread. */
+    async updateRequestMessage({ request, plan, state, ref }: MessageInput & { ref: SlackRef }): Promise<UpdateHint> {
+      if (!slack) return hint;
+      const rich = renderRequestMessage(request, plan, state);
+      let paramsCut = anythingCut(rich.cut);
       const send = async () => {
-        await call('chat.update', (c) => c.chat.update({ channel: ref.channel, ts: ref.ts, ...msg }));
+        try {
+          await call(slack, 'chat.update', (c) => c.chat.update({ channel: ref.channel, ts: ref.ts, ...rich }));
+        } catch (err) {
+          if (!(err instanceof Refused) || !CONTENT_REFUSALS.has(err.code)) throw asFailure(err);
+          say(`chat.update of ${ref.channel}/${ref.ts} refused (${err.code}): sending the minimal message`);
+          const minimal = renderMinimalMessage(request, plan, state);
+          await must(slack, 'chat.update', (c) => c.chat.update({ channel: ref.channel, ts: ref.ts, ...minimal }));
+          paramsCut = true;
+        }
       };
       if (queue) await queue.submit(ref, state.version, send);
       else await send();
-      return hint;
+      return { ...hint, ...(paramsCut ? { paramsCut } : {}) };
+    },
+
+    /**
+     * What the message cannot show, in full, in its thread: the params (redacted as configured) in as many code
+     * blocks and messages as they need; the first time (before any edit) the justification and links it cut too.
+     */
+    async postParamsThread({ request, plan, state, ref }: MessageInput & { ref: SlackRef }): Promise<void> {
+      if (!slack) return;
+      const { cut } = renderRequestMessage(request, plan, state);
+      const first = state.overrides.length === 0;
+      const show: Cut = anythingCut(cut)
+        ? { params: true, justification: first && cut.justification, links: first && cut.links }
+        : ALL_CUT;
+      await postThread(slack, ref, renderThreadDetails(request, plan, state, show));
     },
 
     /** Tells a clicker, in the channel of the button and only to them, why their click was refused. */
     async tellRefusal({ replyTo, reason, message }: RefusalNotice): Promise<void> {
-      await call('chat.postEphemeral', (c) =>
-        c.chat.postEphemeral({ channel: replyTo.channel, user: replyTo.user, text: refusalText(reason, message) }),
+      if (!slack) return;
+      const notice = renderNotice(refusalText(reason, message));
+      await must(slack, 'chat.postEphemeral', (c) =>
+        c.chat.postEphemeral({ channel: replyTo.channel, user: replyTo.user, ...notice }),
       );
     },
 
     async postEscalationNotice({ request, plan, state, ref }: MessageInput & { ref: SlackRef | null }): Promise<void> {
-      const notice: SlackMessage = renderEscalationNotice(request, state);
-      if (ref)
-        await call('chat.postMessage', (c) =>
+      if (!slack) return;
+      const channel = plan.escalation?.channel;
+      const link =
+        ref && channel
+          ? await maybe(slack, 'chat.getPermalink', (c) =>
+              c.chat.getPermalink({ channel: ref.channel, message_ts: ref.ts }),
+            )
+          : null;
+      const notice = renderEscalationNotice(request, state, link?.permalink ?? null);
+      if (ref) {
+        await must(slack, 'chat.postMessage', (c) =>
           c.chat.postMessage({ channel: ref.channel, thread_ts: ref.ts, ...notice }),
         );
-      const channel = plan.escalation?.channel;
-      if (channel) await call('chat.postMessage', (c) => c.chat.postMessage({ channel, ...notice }));
+      }
+      if (channel) await must(slack, 'chat.postMessage', (c) => c.chat.postMessage({ channel, ...notice }));
     },
   };
+  return activities satisfies SlackActivityContract;
 }
 
 export type SlackActivities = ReturnType<typeof createSlackActivities>;
@@ -121,7 +268,10 @@ interface SlackishError {
   statusCode?: number;
 }
 
-/** Maps a WebClient error to a Temporal failure: 429 honours Retry-After, permanent errors stop retries. */
+const asFailure = (err: unknown): unknown =>
+  err instanceof Refused ? ApplicationFailure.nonRetryable(err.message, `slack_${err.code}`) : err;
+
+/** A WebClient error as what to do about it: 429 honours Retry-After, refusals are `Refused`, the rest is retried. */
 function classify(method: string, err: unknown, metrics: Metrics): Error {
   const e = err as SlackishError;
   if (e.code === 'slack_webapi_rate_limited_error') {
@@ -132,11 +282,8 @@ function classify(method: string, err: unknown, metrics: Metrics): Error {
       nextRetryDelay: Math.max(1, e.retryAfter ?? 1) * 1000,
     });
   }
-  const slackError = e.data?.error;
-  if (slackError && PERMANENT.has(slackError)) {
-    metrics.slackApiCalls.inc({ method, outcome: 'error' });
-    return ApplicationFailure.nonRetryable(`${method} failed: ${slackError}`, `slack_${slackError}`);
-  }
   metrics.slackApiCalls.inc({ method, outcome: 'error' });
+  const slackError = e.data?.error;
+  if (slackError && PERMANENT.has(slackError)) return new Refused(method, slackError);
   return ApplicationFailure.retryable(`${method} failed: ${slackError ?? (err as Error).message}`, 'slack_unavailable');
 }

@@ -370,9 +370,9 @@ function capitalise(s: string): string {
  */
 export function renderMinimalMessage(request: CreateRequest, plan: Plan, state: RequestState): SlackMessage {
   const line =
-    `*Approval requested: ${said(request.action, 150)}* by ${userRef(request.meta.requester.id)}. ` +
-    `Slack refused the full message, so only this summary is shown: see the request with ` +
-    `\`GET /api/guard/status?requestId=${state.requestId}\` before deciding.`;
+    `*Approval requested: ${said(request.action, 150)}* by ${userRef(request.meta.requester.id)}. Slack refused ` +
+    `the full message: its details (parameters, justification, links) are in this message's thread. *Read them ` +
+    `before deciding.*`;
   const buttons = [...personaBlocks(plan, state).filter((b) => b.type === 'actions'), ...decisionBlocks(plan, state)];
   return {
     text: fitText(`${esc(request.action)}: ${statusText(state)}`, LIMITS.textObject).text,

@@ -32,6 +32,11 @@ export function createMetrics(registry = new Registry()) {
     purgedRequests: counter('purged_requests_total', 'Closed requests purged'),
     archiveFailures: counter('request_archive_failures_total', 'Archive attempts that failed', ['reason']),
     slackApiCalls: counter('slack_api_calls_total', 'Slack Web API calls', ['method', 'outcome']),
+    slackNotificationFailures: counter(
+      'slack_notification_failures_total',
+      'Requests whose Slack message and every fallback were refused: no human was told',
+      ['action'],
+    ),
     decisionLatency: new Histogram({
       name: 'decision_latency_seconds',
       help: 'Time from creation to a terminal status',

@@ -15,7 +15,7 @@ import {
 import type { SearchAttributeUpdatePair, UpdateDefinition } from '@temporalio/common';
 import { trace } from '@opentelemetry/api';
 import { isTerminal, initialState, reduce, type Command, type RequestState } from '../domain/request-state.js';
-import type { PostedMessage, SlackActivities, UpdateHint } from '../activities/slack.js';
+import type { SlackActivities } from '../activities/slack.js';
 import type { ArchiveActivities } from '../activities/archive.js';
 import * as msg from './messages.js';
 import { GUARD_SEARCH_ATTRIBUTE_KEYS as sa } from '../temporal/search-attributes.js';
@@ -222,7 +222,7 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
    */
   async function syncSlackMessage(): Promise<void> {
     const shown = state;
-    let posted: PostedMessage | null;
+    let posted: msg.PostOutcome;
     try {
       posted = await slack.postRequestMessage({ request, plan, state: shown });
     } catch (err) {
@@ -230,7 +230,8 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
       log.error('posting the Slack message failed', { error: String(err) });
       return;
     }
-    if (!posted) {
+    // Histories recorded before PostOutcome carry `{channel, ts}` or null: `ts` tells a post either way.
+    if (!posted || !('ts' in posted)) {
       slackPostFailed = true;
       return;
     }
@@ -245,7 +246,12 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
       if (coalesceMs > 0 && !isTerminal(state.status)) await condition(() => isTerminal(state.status), coalesceMs);
       const snapshot = state;
       try {
-        const hint = (await slack.updateRequestMessage({ request, plan, state: snapshot, ref })) as UpdateHint | void;
+        const hint = (await slack.updateRequestMessage({
+          request,
+          plan,
+          state: snapshot,
+          ref,
+        })) as msg.UpdateHint | void;
         coalesceMs = hint ? (hint.coalesceMs ?? 0) : 0;
       } catch (err) {
         log.error('updating the Slack message failed', { error: String(err) });

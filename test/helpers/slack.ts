@@ -4,7 +4,7 @@
  * Signing and block_actions live in dev/slack-signing.ts (the load harness uses them too) and are re-exported here.
  */
 import { randomBytes } from 'node:crypto';
-import { FAKE_BOT, FAKE_TEAM } from '../../dev/fake-slack.js';
+import { FAKE_BOT, FAKE_TEAM, type FakeSlack } from '../../dev/fake-slack.js';
 import {
   digits,
   formBody,
@@ -167,4 +167,15 @@ export async function sendInteraction(
     ...(json === undefined ? {} : { json }),
     headers: Object.fromEntries(res.headers.entries()),
   };
+}
+
+/**
+ * Fails when the service sent the fake Slack something it refused that no test asked for (a fault injected, a channel
+ * declared missing): a refusal Slack would give too, so a real workspace would miss that message.
+ */
+export function expectNoUnexpectedRefusals(fake: FakeSlack): void {
+  const refused = fake.unexpectedRefusals();
+  if (refused.length === 0) return;
+  const lines = refused.map((c) => `  ${c.method} (${c.status}): ${JSON.stringify(c.response)}`);
+  throw new Error(`Slack refused ${refused.length} call(s) no test asked for:\n${lines.join('\n')}`);
 }

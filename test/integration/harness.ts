@@ -13,7 +13,12 @@ import { createMetrics, type Metrics } from '../../observability/metrics.js';
 import { WORKFLOW_TRACING_MODULE, type Tracing } from '../../observability/tracing.js';
 import { startWorker, type RunningWorker } from '../../worker/run.js';
 import { workflowsPath } from '../../worker/worker.js';
-import { blockActionPayload, sendInteraction, type InteractionResponse } from '../helpers/slack.js';
+import {
+  blockActionPayload,
+  expectNoUnexpectedRefusals,
+  sendInteraction,
+  type InteractionResponse,
+} from '../helpers/slack.js';
 import { askThrough, clickResult, type AskClick, type ClickResult } from './clicks.js';
 import { ADMIN_TOKEN, SIGNING_SECRET, TEST_POLICY } from './fixtures.js';
 
@@ -230,6 +235,7 @@ export async function startHarness(
       await worker.shutdown();
       await fakeSlack.close();
       await client.connection.close();
+      expectNoUnexpectedRefusals(fakeSlack);
     },
   };
   return harness;

@@ -63,6 +63,7 @@ export function mockActivities(overrides: Partial<GuardActivities> = {}): Activi
   const calls: CallLog = {
     postRequestMessage: [],
     updateRequestMessage: [],
+    postParamsThread: [],
     postEscalationNotice: [],
     tellRefusal: [],
     archiveRequest: [],
@@ -72,10 +73,14 @@ export function mockActivities(overrides: Partial<GuardActivities> = {}): Activi
   const activities: GuardActivities = {
     async postRequestMessage(input) {
       calls.postRequestMessage.push(input);
-      return SLACK_REF;
+      return { slack: 'posted', ...SLACK_REF };
     },
     async updateRequestMessage(input) {
       calls.updateRequestMessage.push(input);
+      return {};
+    },
+    async postParamsThread(input) {
+      calls.postParamsThread.push(input);
     },
     async postEscalationNotice(input) {
       calls.postEscalationNotice.push(input);
