@@ -290,6 +290,10 @@ export interface Cluster {
   address: string;
   /** The frontend's HTTP API (`/api/v1/...`), which the compose file's healthcheck asks. */
   httpAddress: string;
+  /** The server's own Prometheus metrics (PROMETHEUS_ENDPOINT), e.g. for `npm run load-sim -- --temporal-metrics`. */
+  metricsUrl: string;
+  /** The server's process id (`npm run load-sim -- --temporal-pid`). */
+  serverPid: number;
   namespace: string;
   postgres: { port: number; version: string };
   build: ServerBuild;
@@ -332,6 +336,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     log('schema applied (deploy/temporal-schema.sh)');
     const ports = await serverPorts(opts.port);
     const address = `127.0.0.1:${ports.FRONTEND_GRPC_PORT}`;
+    const metricsEndpoint = `127.0.0.1:${await freeLowPort(new Set(Object.values(ports).map(Number)))}`;
     const server = spawnWatched('temporal-server', build.server, ['start'], {
       cwd: dir,
       env: {
@@ -343,6 +348,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         DYNAMIC_CONFIG_FILE_PATH: DYNAMIC_CONFIG,
         LOG_LEVEL: 'warn',
         NUM_HISTORY_SHARDS: '4',
+        PROMETHEUS_ENDPOINT: metricsEndpoint,
       },
       outputTail: 400,
     });
@@ -366,6 +372,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     return {
       address,
       httpAddress: `127.0.0.1:${ports.FRONTEND_HTTP_PORT}`,
+      metricsUrl: `http://${metricsEndpoint}/metrics`,
+      serverPid: server.pid,
       namespace,
       postgres: { port: pg.port, version: pg.version },
       build,

@@ -41,6 +41,7 @@ async function main(): Promise<void> {
     `Temporal ${VERSIONS.server} (${built}), PostgreSQL ${cluster.postgres.version} on port ${cluster.postgres.port}`,
   );
   log(`HTTP API at http://${cluster.httpAddress}/api/v1/system-info`);
+  log(`server pid ${cluster.serverPid}, metrics at ${cluster.metricsUrl}`);
   log(`namespace ${cluster.namespace}; try: TEMPORAL_ADDRESS=${cluster.address} npm run start:worker`);
   log('Ctrl-C stops it all');
   // The one line on stdout: scripts and tests read the address from it.

@@ -48,7 +48,7 @@ let apis: Array<{ url: string; api: ReturnType<typeof apiClient> }> = [];
 let workers: Proc[] = [];
 let retentionAfterSetup = 0;
 
-const log = (msg: string) => console.error(`[cluster] ${msg}`);
+const log = (msg: string) => void process.stderr.write(`[cluster] ${msg}\n`);
 
 function shared(): Record<string, string> {
   return {
