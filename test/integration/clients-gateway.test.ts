@@ -5,7 +5,6 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -19,6 +18,7 @@ import { GATE_META_KEY } from '../../clients/mcp/src/gateway.js';
 import { createUpstreamServer } from '../fixtures/mcp-upstream.js';
 import {
   AGENT_KEY,
+  closedPort,
   decide,
   decideWhenPosted,
   newParams,
@@ -282,12 +282,3 @@ test('the service down: gated tools are refused (fail closed), unmapped ones sti
   expect(await call(down, 'echo', { text: 'still here' })).toMatchObject({ isError: false });
   await down.close();
 });
-
-/** A port nothing listens on: bound, then released. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}

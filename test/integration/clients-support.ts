@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, request, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import type { CreateRequestInput } from '../../domain/api-schemas.js';
 import { sendInteraction, viewSubmissionPayload } from '../helpers/slack.js';
 import { approvedBy, editable, policyYaml, REPLICAS, ROUTING } from './fixtures.js';
@@ -188,4 +188,13 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         server.close(() => resolve());
       }),
   };
+}
+
+/** A loopback port nothing listens on (bound, then released): a service that is down. */
+export async function closedPort(): Promise<number> {
+  const server = createTcpServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }

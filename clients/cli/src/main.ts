@@ -16,6 +16,7 @@ import {
   type CreateRequestInput,
   type Outcome,
 } from '../../typescript/src/index.js';
+import { runHook } from './hook.js';
 
 const EXIT = { approved: 0, error: 1, denied: 2, expired: 3, cancelled: 4, pending: 5 } as const;
 
@@ -30,6 +31,8 @@ const USAGE = `Usage: guard <command> [options]     (service: GUARD_URL, agent k
   guard cancel --token TOKEN [--reason TEXT]
   guard verify RECEIPT|- [--public-key-file PEM] [--request-id ID] [--payload-hash H] [--action A]
                 [--outcome O]      checks a receipt offline (the key is fetched from GUARD_URL if no file)
+  guard hook claude-code [--policy FILE]
+                                   a Claude Code PreToolUse hook: gated tool calls wait for Slack (docs/agents.md)
 
 Exit codes: 0 approved (or done), 1 error, 2 denied (by an approver or by the policy), 3 expired,
             4 cancelled, 5 still undecided when --timeout passed (run again with the same --idempotency-key)`;
@@ -43,6 +46,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'status') return status(args);
   if (command === 'cancel') return cancel(args);
   if (command === 'verify') return verify(args);
+  if (command === 'hook') return runHook(args);
   if (command === 'help' || command === '--help' || command === '-h') {
     process.stdout.write(`${USAGE}\n`);
     return EXIT.approved;
