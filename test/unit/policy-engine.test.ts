@@ -871,6 +871,7 @@ describe('shipped policies', () => {
 
   test('there is one example per pattern', () => {
     expect(files.sort()).toEqual([
+      'examples/agent-tools.yaml',
       'examples/approve-with-edits.yaml',
       'examples/personas.yaml',
       'examples/quorum-escalation.yaml',
@@ -902,5 +903,13 @@ describe('shipped policies', () => {
       'all',
     ]);
     expect(load('unknown-action-manual.yaml').defaults.unknownAction).toBe('manual');
+  });
+
+  test('the agent tool gate names only actions of the default policy', () => {
+    const tools = parsePolicy(readFileSync(join(dir, 'examples', 'agent-tools.yaml'), 'utf8')).policy.tools!;
+    const defaults = parsePolicy(readFileSync(join(dir, 'policy.yaml'), 'utf8')).policy.actions;
+    const named = tools.rules.flatMap((r) => (r.action ? [r.action] : []));
+    expect(new Set(named)).toEqual(new Set(['git_push_main', 'terraform_apply', 'kubectl_prod', 'write_env']));
+    expect(named.filter((a) => !Object.hasOwn(defaults, a))).toEqual([]);
   });
 });

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parsePolicy, PolicyError } from '../../domain/policy-loader.js';
 import type { ToolsSection } from '../../domain/policy-schema.js';
 import {
@@ -296,5 +298,46 @@ describe('tools section: validation errors name the YAML path', () => {
 
   test('the common cases of docs/agents.md load without errors or warnings', () => {
     expect(parsePolicy(COMMON).warnings).toEqual([]);
+  });
+});
+
+describe('the shipped agent tool gate (policies/examples/agent-tools.yaml) on the common cases', () => {
+  const file = join(import.meta.dirname, '../../policies/examples/agent-tools.yaml');
+  const tools = toolsOf(readFileSync(file, 'utf8'));
+  const cwd = '/home/dev/shop';
+  const bash = (command: string): ToolCall => ({ tool: 'Bash', arguments: { command }, cwd });
+  const file_ = (tool: string, path: string): ToolCall => ({ tool, arguments: { file_path: path }, cwd });
+
+  test.each<[string, ToolCall, string]>([
+    ['git push to main', bash('git push origin main'), 'git_push_main'],
+    ['git push HEAD:master', bash('git push upstream HEAD:master'), 'git_push_main'],
+    ['git push of a branch', bash('git push -u origin fix/login'), 'allow'],
+    ['terraform apply', bash('cd infra && terraform apply -auto-approve'), 'terraform_apply'],
+    ['terraform destroy', bash('terraform destroy'), 'terraform_apply'],
+    ['terraform plan', bash('terraform plan -out plan.bin'), 'allow'],
+    ['kubectl against prod', bash('kubectl --context=prod rollout restart deploy/web'), 'kubectl_prod'],
+    ['kubectl against prod (space)', bash('kubectl get pods --context prod'), 'kubectl_prod'],
+    ['kubectl against staging', bash('kubectl --context=staging get pods'), 'allow'],
+    ['kubectl against a context named production-like', bash('kubectl --context=prodigy get pods'), 'allow'],
+    ['writing .env', file_('Write', `${cwd}/.env`), 'write_env'],
+    ['editing .env.local in a subfolder', file_('Edit', `${cwd}/api/.env.local`), 'write_env'],
+    ['writing another file', file_('Write', `${cwd}/src/env.ts`), 'allow'],
+    ['reading .env', file_('Read', `${cwd}/.env`), 'allow'],
+    [
+      'an MCP push to main',
+      { server: 'github', tool: 'push_files', arguments: { owner: 'acme', repo: 'shop', branch: 'main' } },
+      'git_push_main',
+    ],
+    ['an MCP push to a branch', { server: 'github', tool: 'push_files', arguments: { branch: 'fix' } }, 'allow'],
+    ['an MCP delete', { server: 'github', tool: 'delete_file', arguments: {} }, 'deny'],
+  ])('%s', (_name, call, expected) => {
+    const decision = decideToolCall(tools, call);
+    expect(decision.kind === 'action' ? decision.action : decision.kind).toBe(expected);
+  });
+
+  test('the approvers see the command and where it runs', () => {
+    expect(decideToolCall(tools, bash('git push origin main'))).toMatchObject({
+      params: { command: 'git push origin main', cwd },
+    });
   });
 });
