@@ -3,12 +3,14 @@
  * server (test/fixtures/mcp-upstream.ts), driven by the SDK's Client, against the running service (real HTTP, real
  * Temporal, decisions through signed Slack interactions). What the upstream really received is read from its own log.
  */
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createServer as createHttpServer } from 'node:http';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import {
   ToolListChangedNotificationSchema,
   type CallToolResult,
@@ -53,24 +55,18 @@ let policyPath: string;
 let gateway: Gateway;
 const started: Gateway[] = [];
 
-async function startGateway(name: string, env: Record<string, string> = {}): Promise<Gateway> {
+const STDIO_UPSTREAM = ['--', process.execPath, '--import', 'tsx', 'test/fixtures/mcp-upstream.ts'];
+
+async function startGateway(
+  name: string,
+  env: Record<string, string> = {},
+  upstream: string[] = STDIO_UPSTREAM,
+): Promise<Gateway> {
   const log = join(h.dir, `upstream-${name}.jsonl`);
-  await writeFile(log, '');
+  await writeFile(log, '', { flag: 'a' });
   const transport = new StdioClientTransport({
     command: process.execPath,
-    args: [
-      '--import',
-      'tsx',
-      'clients/mcp/src/main.ts',
-      'proxy',
-      '--policy',
-      policyPath,
-      '--',
-      process.execPath,
-      '--import',
-      'tsx',
-      'test/fixtures/mcp-upstream.ts',
-    ],
+    args: ['--import', 'tsx', 'clients/mcp/src/main.ts', 'proxy', '--policy', policyPath, ...upstream],
     cwd: process.cwd(),
     env: {
       PATH: process.env.PATH ?? '',
@@ -281,4 +277,35 @@ test('the service down: gated tools are refused (fail closed), unmapped ones sti
   expect(await down.received()).toEqual([]);
   expect(await call(down, 'echo', { text: 'still here' })).toMatchObject({ isError: false });
   await down.close();
+});
+
+test('an upstream over Streamable HTTP is gated the same way', async () => {
+  const log = join(h.dir, 'upstream-http.jsonl');
+  await writeFile(log, '');
+  const upstream = createUpstreamServer(log);
+  const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID() });
+  await upstream.connect(transport);
+  const http = createHttpServer((req, res) => void transport.handleRequest(req, res));
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const { port } = http.address() as { port: number };
+  try {
+    const remote = await startGateway('http', { GUARD_MCP_WAIT_SEC: '40' }, [
+      '--name',
+      'fixture',
+      '--url',
+      `http://127.0.0.1:${port}/mcp`,
+    ]);
+    expect(await call(remote, 'echo', { text: 'over http' })).toMatchObject({ isError: false });
+    const params = newParams();
+    const deciding = decideWhenPosted(h, params, 'approve');
+    const answer = await call(remote, 'deploy', params);
+    await deciding;
+    expect(ranWith('deploy', answer.text)).toEqual(params);
+    expect(await calledWith(remote, params.marker)).toEqual([{ tool: 'deploy', args: params }]);
+    await remote.close();
+  } finally {
+    await upstream.close();
+    http.closeAllConnections();
+    await new Promise<void>((resolve) => http.close(() => resolve()));
+  }
 });
