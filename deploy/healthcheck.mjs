@@ -1,8 +1,8 @@
 // Container health probe for both roles of the image (the slim base has no curl). Exit 0 healthy, 1 unhealthy.
 //   node deploy/healthcheck.mjs [api|worker]   (default: the role PID 1 was started with)
 // api:    GET http://127.0.0.1:$PORT/healthz must answer 200 "ok".
-// worker: it serves no HTTP yet, so: GET /metrics on TEMPORAL_METRICS_PORT when set, else a TCP connect to
-//         TEMPORAL_ADDRESS (reports a worker cut off from its cluster).
+// worker: GET /metrics on WORKER_METRICS_PORT (its own counters) or else TEMPORAL_METRICS_PORT (the SDK's) when
+//         set, else a TCP connect to TEMPORAL_ADDRESS (reports a worker cut off from its cluster).
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 
@@ -38,6 +38,7 @@ function tcpOk(address) {
 async function check(role) {
   const env = process.env;
   if (role === 'worker') {
+    if (env.WORKER_METRICS_PORT) return httpOk(`http://127.0.0.1:${env.WORKER_METRICS_PORT}/metrics`);
     if (env.TEMPORAL_METRICS_PORT) return httpOk(`http://127.0.0.1:${env.TEMPORAL_METRICS_PORT}/metrics`);
     return tcpOk(env.TEMPORAL_ADDRESS || `127.0.0.1:${env.TEMPORAL_DEV_PORT || 7233}`);
   }

@@ -254,7 +254,7 @@ function interpolate(value: string, env: Record<string, string | undefined>): st
 }
 
 describe('docker-compose.yml', () => {
-  const compose = obj(parse(read('docker-compose.yml')));
+  const compose = obj(parse(read('docker-compose.yml'), { merge: true }));
   const services = obj(compose.services);
   const service = (name: string) => obj(services[name]);
   const envOf = (name: string) => obj(service(name).environment) as Record<string, string | number | boolean>;
@@ -562,6 +562,25 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
       .find((m) => m.name === volume?.name);
     expect(mount?.mountPath).toBe(envLiterals.RETENTION_ARCHIVE_DIR);
     expect(at(podSpec(worker), ['securityContext', 'fsGroup'])).toBeDefined();
+  });
+
+  test('the worker serves its metrics on WORKER_METRICS_PORT: scraped, probed, and set in compose too', () => {
+    const worker = named('Deployment', 'approval-guard-worker');
+    const c = container(worker);
+    const port = arr(c.env)
+      .map(obj)
+      .find((e) => e.name === 'WORKER_METRICS_PORT')?.value;
+    expect(port).toBe('9464');
+    expect(arr(c.ports)).toContainEqual({ name: 'metrics', containerPort: 9464 });
+    expect(obj(obj(obj(worker.spec).template).metadata).annotations).toMatchObject({
+      'prometheus.io/scrape': 'true',
+      'prometheus.io/port': port,
+      'prometheus.io/path': '/metrics',
+    });
+    expect(obj(c.livenessProbe).httpGet).toEqual({ path: '/metrics', port: 'metrics' });
+    const compose = obj(parse(read('docker-compose.yml'), { merge: true }));
+    expect(obj(obj(obj(compose.services).worker).environment).WORKER_METRICS_PORT).toBe(9464);
+    expect(read('deploy/healthcheck.mjs')).toContain('env.WORKER_METRICS_PORT');
   });
 
   test('every pod runs non-root, without privilege escalation, on a read-only root filesystem', () => {
