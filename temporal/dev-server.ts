@@ -1,6 +1,6 @@
 /**
- * Runs `temporal server start-dev` as a child process (for `npm start` and the integration tests), plus the helpers
- * that prepare any server, embedded or external: search attributes and namespace retention.
+ * Runs `temporal server start-dev` as a child process (for `npm start` and the integration tests). Preparing a
+ * server (search attributes, retention) lives in namespace.ts, which processes given TEMPORAL_ADDRESS use alone.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
@@ -8,11 +8,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Connection, isGrpcServiceError } from '@temporalio/client';
+import { Connection } from '@temporalio/client';
 import { temporalCliPath } from './binaries.js';
-import type { SearchAttributeCliType } from './search-attributes.js';
-
-export type SearchAttributeSpec = Record<string, SearchAttributeCliType>;
+import { diffSearchAttributes, listCustomSearchAttributes, type SearchAttributeSpec } from './namespace.js';
 
 export interface DevServerOptions {
   /** SQLite file: state survives restarts. Its directory is created. */
@@ -45,19 +43,6 @@ export interface DevServer {
 const HOST = '127.0.0.1';
 const DEFAULT_CLI_PORT = 7233;
 const STOP_GRACE_MS = 10_000;
-const MIN_RETENTION_SECONDS = 3600;
-const GRPC_ALREADY_EXISTS = 6;
-
-// Values of temporal.api.enums.v1.IndexedValueType (@temporalio/proto is not a direct dependency).
-export const INDEXED_VALUE_TYPE: Record<SearchAttributeCliType, number> = {
-  Text: 1,
-  Keyword: 2,
-  Int: 3,
-  Double: 4,
-  Bool: 5,
-  Datetime: 6,
-  KeywordList: 7,
-};
 
 export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
   const cli = temporalCliPath();
@@ -377,76 +362,6 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Search attributes and namespace settings, for any server
-
-/**
- * Ensures `attrs` exist on an already-running server (e.g. the one TEMPORAL_ADDRESS names). Returns the names it
- * added. Throws when a name exists with another type, since the server would then reject every upsert of it.
- */
-export async function registerSearchAttributes(
-  address: string,
-  namespace: string,
-  attrs: SearchAttributeSpec,
-): Promise<string[]> {
-  const connection = await Connection.connect({ address });
-  try {
-    return await ensureSearchAttributes(connection, namespace, attrs);
-  } finally {
-    await connection.close();
-  }
-}
-
-export async function ensureSearchAttributes(
-  connection: Connection,
-  namespace: string,
-  attrs: SearchAttributeSpec,
-): Promise<string[]> {
-  const missing = diffSearchAttributes(await listCustomSearchAttributes(connection, namespace), attrs);
-  if (!missing.length) return [];
-  const searchAttributes = Object.fromEntries(missing.map((name) => [name, INDEXED_VALUE_TYPE[attrs[name]!]]));
-  try {
-    await connection.operatorService.addSearchAttributes({ namespace, searchAttributes });
-  } catch (err) {
-    // Another process (a second worker starting at the same time) may have won the race.
-    if (!(isGrpcServiceError(err) && err.code === GRPC_ALREADY_EXISTS)) throw err;
-  }
-  return missing;
-}
-
-async function listCustomSearchAttributes(connection: Connection, namespace: string): Promise<Record<string, number>> {
-  const res = await connection.operatorService.listSearchAttributes({ namespace });
-  return Object.fromEntries(Object.entries(res.customAttributes ?? {}).map(([k, v]) => [k, Number(v)]));
-}
-
-/** Names absent from `existing`; throws on a name registered with a different type. */
-function diffSearchAttributes(existing: Record<string, number>, wanted: SearchAttributeSpec): string[] {
-  const missing: string[] = [];
-  for (const [name, type] of Object.entries(wanted)) {
-    const have = existing[name];
-    if (have === undefined) missing.push(name);
-    else if (have !== INDEXED_VALUE_TYPE[type]) {
-      throw new Error(
-        `search attribute ${name} exists with type ${have}, expected ${type} (${INDEXED_VALUE_TYPE[type]})`,
-      );
-    }
-  }
-  return missing;
-}
-
-type UpdateNamespaceRequest = Parameters<Connection['workflowService']['updateNamespace']>[0];
-
-/** The server refuses retention under 1 h, so this clamps; the returned value is what was applied. */
-export async function setNamespaceRetention(
-  connection: Connection,
-  namespace: string,
-  seconds: number,
-): Promise<number> {
-  const applied = Math.max(MIN_RETENTION_SECONDS, Math.ceil(seconds));
-  // protobufjs encodes a plain number into an int64 field; the generated typings only admit Long, which is not a
-  // direct dependency of ours.
-  const request = { namespace, config: { workflowExecutionRetentionTtl: { seconds: applied } } };
-  await connection.workflowService.updateNamespace(request as unknown as UpdateNamespaceRequest);
-  return applied;
-}
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

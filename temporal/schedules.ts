@@ -12,7 +12,7 @@ import {
 } from '@temporalio/client';
 import type { Config } from '../config/env.js';
 import type { PurgeSweepInput } from '../workflows/purge-sweeper.js';
-import { setNamespaceRetention } from './dev-server.js';
+import { setNamespaceRetention } from './namespace.js';
 
 export const PURGE_SWEEPER_WORKFLOW_TYPE = 'purgeSweeperWorkflow';
 

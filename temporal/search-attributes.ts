@@ -33,10 +33,6 @@ const SDK_TYPES = {
 type SdkType<T extends SearchAttributeCliType> = (typeof SDK_TYPES)[T];
 type KeyFor<T extends SearchAttributeCliType> = ReturnType<typeof defineSearchAttributeKey<SdkType<T>>>;
 
-export function toSdkSearchAttributeType(type: SearchAttributeCliType): SearchAttributeType {
-  return SDK_TYPES[type];
-}
-
 /** Typed keys for `upsertSearchAttributes` / `typedSearchAttributes`, derived so they cannot drift from the list. */
 export const GUARD_SEARCH_ATTRIBUTE_KEYS = Object.fromEntries(
   Object.entries(GUARD_SEARCH_ATTRIBUTES).map(([name, type]) => [

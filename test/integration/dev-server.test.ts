@@ -3,14 +3,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import {
-  freePort,
-  registerSearchAttributes,
-  setNamespaceRetention,
-  startDevServer,
-  type DevServer,
-  type DevServerOptions,
-} from '../../temporal/dev-server.js';
+import { freePort, startDevServer, type DevServer, type DevServerOptions } from '../../temporal/dev-server.js';
+import { registerSearchAttributes, setNamespaceRetention } from '../../temporal/namespace.js';
 import { GUARD_SEARCH_ATTRIBUTES } from '../../temporal/search-attributes.js';
 
 // Values of temporal.api.enums.v1.IndexedValueType, as listSearchAttributes reports them.

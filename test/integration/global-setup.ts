@@ -17,12 +17,14 @@ export interface DevServerHandle {
 }
 
 type DevServerModule = typeof import('../../temporal/dev-server.js');
+type NamespaceModule = typeof import('../../temporal/namespace.js');
 type SearchAttributesModule = typeof import('../../temporal/search-attributes.js');
 
 export default async function globalSetup(): Promise<void> {
   // Jest loads this file outside its module system, so Node resolves its imports natively and cannot load our `.ts`
   // sources: tsx does that here.
   const devServer = (await tsImport('../../temporal/dev-server.ts', import.meta.url)) as DevServerModule;
+  const namespace = (await tsImport('../../temporal/namespace.ts', import.meta.url)) as NamespaceModule;
   const { GUARD_SEARCH_ATTRIBUTES } = (await tsImport(
     '../../temporal/search-attributes.ts',
     import.meta.url,
@@ -30,7 +32,7 @@ export default async function globalSetup(): Promise<void> {
   const external = process.env.TEMPORAL_TEST_ADDRESS;
   if (external) {
     // A server someone else runs: only make sure it knows our search attributes.
-    await devServer.registerSearchAttributes(external, 'default', GUARD_SEARCH_ATTRIBUTES);
+    await namespace.registerSearchAttributes(external, 'default', GUARD_SEARCH_ATTRIBUTES);
     return;
   }
   const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'guard-it-'));

@@ -2,7 +2,7 @@
 import { TestWorkflowEnvironment, type DevServerConfig } from '@temporalio/testing';
 import { devServerExecutable, timeSkippingServerExecutable } from '../../temporal/binaries.js';
 import { GUARD_SEARCH_ATTRIBUTE_KEYS, GUARD_SEARCH_ATTRIBUTES } from '../../temporal/search-attributes.js';
-import { INDEXED_VALUE_TYPE } from '../../temporal/dev-server.js';
+import { INDEXED_VALUE_TYPE } from '../../temporal/namespace.js';
 
 /**
  * The time-skipping server implements no ListSearchAttributes, but AddSearchAttributes works and is needed:
