@@ -38,9 +38,10 @@ COPY package.json tsconfig.json ./
 COPY activities ./activities
 COPY api ./api
 COPY config ./config
-COPY dev ./dev
 COPY domain ./domain
+COPY gateway ./gateway
 COPY observability ./observability
+COPY service ./service
 COPY slack ./slack
 COPY temporal ./temporal
 COPY worker ./worker

@@ -1,14 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ApiDeps } from './deps.js';
 import { HttpError } from './errors.js';
+import { routeAuth } from './route-config.js';
 import { safeEqual } from './security.js';
-
-/** The routes an agent acts through; with AGENT_API_KEYS set they need `Authorization: Bearer <key>`. */
-export const AGENT_ROUTES: ReadonlySet<string> = new Set([
-  '/api/guard/request',
-  '/api/guard/rerequest',
-  '/api/guard/cancel',
-]);
 
 export interface AgentKey {
   name: string;
@@ -40,27 +34,46 @@ export function agentForHeader(keys: readonly AgentKey[], header: string | undef
 }
 
 /**
- * Agent authentication as app-wide hooks, so routes added later are covered without knowing about it. The agent is
- * identified in `onRequest` (before the rate limiter, which keys its buckets by agent) and refused in `preParsing`
- * (after it: a client guessing keys spends its IP's budget, and its body is never parsed).
+ * Route authentication as app-wide hooks reading each route's declared `config.auth` (api/route-config.ts), so a
+ * route added later is covered by saying who may call it. The agent is identified in `onRequest` (before the rate
+ * limiter, which keys its buckets by agent); refusals come in `preParsing` (after it: a client guessing keys or
+ * tokens spends its IP's budget, and its body is never parsed).
  */
-export function registerAgentAuth(app: FastifyInstance, deps: Pick<ApiDeps, 'config' | 'metrics' | 'audit'>): void {
+export function registerRouteAuth(app: FastifyInstance, deps: Pick<ApiDeps, 'config' | 'metrics' | 'audit'>): void {
   const keys = parseAgentKeys(deps.config.AGENT_API_KEYS);
-  if (keys.length === 0) return;
-  app.addHook('onRequest', async (req) => {
-    req.agentName = agentForHeader(keys, req.headers.authorization);
-  });
-  app.addHook('preParsing', async (req, reply) => {
-    if (req.agentName !== null || !AGENT_ROUTES.has(req.routeOptions.url ?? '')) return;
+  const refuse = (req: FastifyRequest, reason: string): never => {
     deps.metrics.securityEvents.inc({ type: 'unauthorized' });
     deps.audit.emit({
       event: 'security_event',
       type: 'unauthorized',
       actor: req.ip,
       route: req.routeOptions.url,
-      reason: req.headers.authorization === undefined ? 'missing_agent_key' : 'invalid_agent_key',
+      reason,
     });
-    reply.header('www-authenticate', 'Bearer');
     throw new HttpError(401, 'unauthorized');
+  };
+  if (keys.length > 0) {
+    app.addHook('onRequest', async (req) => {
+      req.agentName = agentForHeader(keys, req.headers.authorization);
+    });
+  }
+  app.addHook('preParsing', async (req, reply) => {
+    const auth = routeAuth(req.routeOptions.config);
+    if (auth === 'admin') {
+      const given = req.headers['x-admin-token'];
+      if (adminFor(deps.config, given) === null) {
+        refuse(req, given === undefined ? 'missing_admin_token' : 'invalid_admin_token');
+      }
+    } else if (auth === 'agent' && keys.length > 0 && req.agentName === null) {
+      reply.header('www-authenticate', 'Bearer');
+      refuse(req, req.headers.authorization === undefined ? 'missing_agent_key' : 'invalid_agent_key');
+    }
   });
+}
+
+/** The admin a presented x-admin-token belongs to, or null (no ADMIN_TOKEN configured: nobody). */
+export function adminFor(config: Pick<ApiDeps['config'], 'ADMIN_TOKEN'>, given: unknown): string | null {
+  const expected = config.ADMIN_TOKEN;
+  if (!expected || typeof given !== 'string') return null;
+  return safeEqual(given, expected) ? 'admin' : null;
 }

@@ -1,17 +1,16 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/env.js';
+import type { RequestGateway } from '../gateway/types.js';
 import type { AuditLog } from '../observability/audit.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { PolicyStore } from './policy-store.js';
 import type { ReceiptSigner } from './receipts.js';
-import type { ReplayCache } from './replay-cache.js';
-import type { RequestGateway } from './requests.js';
 import type { TokenSigner } from './security.js';
-import type { SlackInteractions } from '../slack/interactions.js';
 
-/** Everything the HTTP layer needs, assembled by the composition root (api/main.ts or dev/start.ts). */
+/** Everything the HTTP layer needs, assembled by a composition root (service/) or a test. */
 export interface ApiDeps {
   config: Config;
+  /** The door to Temporal; tests pass an in-memory one. */
   gateway: RequestGateway;
   policy: PolicyStore;
   tokens: TokenSigner;
@@ -19,10 +18,6 @@ export interface ApiDeps {
   receipts: ReceiptSigner;
   metrics: Metrics;
   audit: AuditLog;
-  replayCache: ReplayCache;
   /** With REDIS_URL: the store the rate limiter shares with the other API replicas (null: this process only). */
   redis: Redis | null;
-  slack: SlackInteractions;
-  /** Resolves when Temporal answers; `/readyz` uses it. */
-  checkTemporal: () => Promise<void>;
 }

@@ -1,9 +1,5 @@
 import helmet from '@fastify/helmet';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { HttpError } from './errors.js';
-
-const SLACK_ROUTE = '/api/slack/interactions';
-const FORM = 'application/x-www-form-urlencoded';
+import type { FastifyInstance } from 'fastify';
 
 /** Headers that carry credentials; the logger prints them as "[Redacted]" should anything ever log a request. */
 const SECRET_HEADERS = ['authorization', 'x-admin-token', 'x-slack-signature', 'cookie'];
@@ -27,16 +23,9 @@ export function loggerOptions(logger: boolean | object | undefined): false | obj
   };
 }
 
-function mediaType(req: FastifyRequest): string {
-  return String(req.headers['content-type'] ?? '')
-    .split(';')[0]!
-    .trim()
-    .toLowerCase();
-}
-
 /**
- * Security headers on every answer, JSON-only bodies on the API and form bodies only on the Slack route (its own
- * parser is registered there), and nothing cached by browsers or proxies.
+ * Security headers on every answer, JSON-only bodies (a plugin that takes forms, like Slack's, registers its own
+ * parser), and nothing cached by browsers or proxies.
  */
 export async function registerHttpHardening(app: FastifyInstance): Promise<void> {
   await app.register(helmet, {
@@ -51,12 +40,6 @@ export async function registerHttpHardening(app: FastifyInstance): Promise<void>
   });
   // Fastify parses text/plain by default, which would hand strings to JSON routes; without it they answer 415.
   app.removeContentTypeParser('text/plain');
-  // Slack posts interactions as forms only; JSON there would reach the signature check as an empty body.
-  app.addHook('preParsing', async (req) => {
-    if (req.routeOptions.url === SLACK_ROUTE && mediaType(req) !== FORM) {
-      throw new HttpError(415, 'unsupported_media_type');
-    }
-  });
   app.addHook('onSend', async (_req, reply) => {
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
   });

@@ -1,7 +1,6 @@
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import type { Plan } from '../domain/plan.js';
+import { AlreadyStartedError, type RequestGateway } from '../gateway/types.js';
 import type { ApprovalInput } from '../workflows/messages.js';
-import type { RequestGateway } from './requests.js';
-import { visibilityQuery } from './visibility.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 export const MAX_REREQUESTS_PER_DAY = 5;
@@ -63,40 +62,39 @@ function nextSeq(lineageId: string, members: LineageMember[]): number {
  * Starts the next request of a lineage if the cooldown and the daily cap allow it. Members are counted through
  * Temporal visibility, so every API replica sees the same lineage. Visibility is eventually consistent: a request
  * started a moment ago may not be listed yet. Sequential workflow ids close that gap: whoever computes a number
- * already taken loses the start (REJECT_DUPLICATE), learns that member's start time from its history, and judges
- * again with it included.
+ * already taken loses the start, learns that member's start time from its input, and judges again with it included.
  */
 export async function startReRequest(
   gateway: RequestGateway,
-  opts: {
-    lineageId: string;
-    originalStartMs: number;
-    cooldownSec: number;
-    now: () => number;
-    build: (requestId: string, nowMs: number) => ApprovalInput;
-  },
+  opts: { original: ApprovalInput; plan: Plan; agent: string | null; now?: () => number },
 ): Promise<{ ok: true; input: ApprovalInput } | Extract<ReRequestVerdict, { ok: false }>> {
-  const { lineageId } = opts;
-  const listed = await gateway.list(visibilityQuery({ GuardLineageId: lineageId }), 1000);
-  const members: LineageMember[] = listed.map((i) => ({ requestId: i.workflowId, startMs: i.startTime.getTime() }));
+  const { original, plan } = opts;
+  const now = opts.now ?? Date.now;
+  const lineageId = original.lineageId ?? original.requestId;
+  const cooldownSec = original.plan.reRequest.cooldownSec;
+  const listed = await gateway.list({ lineageId }, 1000);
+  const members: LineageMember[] = listed.map((r) => ({ requestId: r.requestId, startMs: Date.parse(r.createdAt) }));
   for (let attempt = 0; attempt < MAX_START_ATTEMPTS; attempt++) {
-    const nowMs = opts.now();
-    const verdict = judgeReRequest({
-      members,
-      originalStartMs: opts.originalStartMs,
-      cooldownSec: opts.cooldownSec,
-      nowMs,
-    });
+    const nowMs = now();
+    const verdict = judgeReRequest({ members, originalStartMs: Date.parse(original.createdAt), cooldownSec, nowMs });
     if (!verdict.ok) return verdict;
-    const input = opts.build(memberId(lineageId, nextSeq(lineageId, members)), nowMs);
+    const input: ApprovalInput = {
+      requestId: memberId(lineageId, nextSeq(lineageId, members)),
+      request: original.request,
+      plan,
+      createdAt: new Date(nowMs).toISOString(),
+      expiresAt: new Date(nowMs + plan.timeoutSec * 1000).toISOString(),
+      lineageId,
+      agent: opts.agent,
+    };
     try {
-      await gateway.start(input, false);
+      await gateway.start(input, { idempotent: false });
       return { ok: true, input };
     } catch (err) {
-      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      if (!(err instanceof AlreadyStartedError)) throw err;
       const taken = await gateway.input(input.requestId);
       members.push({ requestId: input.requestId, startMs: Date.parse(taken.createdAt) });
     }
   }
-  return { ok: false, error: 'cooldown', retryAfterSec: Math.max(1, opts.cooldownSec) };
+  return { ok: false, error: 'cooldown', retryAfterSec: Math.max(1, cooldownSec) };
 }

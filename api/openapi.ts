@@ -1,15 +1,9 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import type { FastifyInstance, FastifySchema } from 'fastify';
-import { z } from 'zod';
+import type { FastifyInstance } from 'fastify';
+import { createJsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 
 const DOCS_PREFIX = '/docs';
-
-type Security = NonNullable<FastifySchema['security']>;
-/** Who may call a route, by the schemes of the document (`{}`: none needed when AGENT_API_KEYS is unset). */
-export const AGENT_SECURITY: Security = [{ agentKey: [] }, {}];
-export const ADMIN_SECURITY: Security = [{ adminToken: [] }];
-export const SLACK_SECURITY: Security = [{ slackSignature: [] }];
 
 /**
  * The API's pages are JSON and forbid everything (api/http-hardening.ts); Swagger UI is a page that loads its own
@@ -42,14 +36,13 @@ const TAGS = [
 const API_VERSION = '1.0.0';
 
 /**
- * The OpenAPI document at `/docs/json` and Swagger UI at `/docs`, built from the routes themselves. Routes carry
- * their zod schemas in `schema` for the document only: zod stays the validator inside each handler (one error path,
- * one set of messages), so Fastify's own validation and serialization are turned off. Register before any route:
- * the document lists the routes registered after it.
+ * Routes declare their zod schemas once (fastify-type-provider-zod): Fastify validates requests and serializes
+ * answers with them, the handlers are typed by them, and the OpenAPI document at `/docs/json` (Swagger UI at
+ * `/docs`) is generated from them. Register before any route: the document lists the routes registered after it.
  */
 export async function registerOpenApi(app: FastifyInstance): Promise<void> {
-  app.setValidatorCompiler(() => () => true);
-  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -69,28 +62,10 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
     },
     // OpenAPI 3.1 is JSON Schema 2020-12: zod's output goes in as it is.
     convertConstToEnum: false,
-    // A route without a schema has none here either, whatever the types say.
-    transform: ({ schema, url }) => ({ schema: schema && toJsonSchemas(schema), url }),
+    transform: createJsonSchemaTransform({
+      skipList: [`${DOCS_PREFIX}/*`, `${DOCS_PREFIX}/`, DOCS_PREFIX],
+      zodToJsonConfig: { unrepresentable: 'any' },
+    }),
   });
   await app.register(swaggerUi, { routePrefix: DOCS_PREFIX, staticCSP: DOCS_CSP });
-}
-
-const INPUT_PARTS = ['body', 'querystring', 'params', 'headers'] as const;
-
-/** A route's schema with every zod schema in it replaced by its JSON Schema (requests as input, answers as output). */
-function toJsonSchemas(schema: FastifySchema): FastifySchema {
-  const out: FastifySchema = { ...schema };
-  for (const part of INPUT_PARTS) if (schema[part] !== undefined) out[part] = jsonSchemaOf(schema[part], 'input');
-  if (schema.response && typeof schema.response === 'object') {
-    out.response = Object.fromEntries(
-      Object.entries(schema.response).map(([code, answer]) => [code, jsonSchemaOf(answer, 'output')]),
-    );
-  }
-  return out;
-}
-
-function jsonSchemaOf(value: unknown, io: 'input' | 'output'): unknown {
-  if (!(value instanceof z.ZodType)) return value;
-  const { $schema: _dialect, ...jsonSchema } = z.toJSONSchema(value, { io, unrepresentable: 'any' });
-  return jsonSchema;
 }

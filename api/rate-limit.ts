@@ -4,18 +4,6 @@ import type { ApiDeps } from './deps.js';
 import { HttpError } from './errors.js';
 
 /**
- * Not limited: probes and scrapers must always get through, and Slack deliveries all come from Slack's few
- * addresses (one IP bucket would throttle every approver at once) while signatures and the replay cache already
- * keep forged and repeated ones out.
- */
-export const RATE_LIMIT_EXEMPT: ReadonlySet<string> = new Set([
-  '/healthz',
-  '/readyz',
-  '/metrics',
-  '/api/slack/interactions',
-]);
-
-/**
  * The plugin counts requests in fixed windows, not tokens in a bucket. A bucket of `capacity` refilled at `refill`
  * tokens/s maps to `capacity` requests per window of `capacity / refill` seconds: the same burst and the same
  * long-run rate, with at most two bursts back to back across a window boundary.
@@ -30,8 +18,10 @@ export function rateLimitKey(req: FastifyRequest): string {
 }
 
 /**
- * @fastify/rate-limit on every route but the exempt ones. With Redis the counters live there, shared by all API
- * replicas; if Redis fails, requests pass (skipOnError): losing the limiter for a while beats refusing every agent.
+ * @fastify/rate-limit on every route but those that say `config: { rateLimit: false }`: probes and scrapers must
+ * always get through, and Slack deliveries all come from Slack's few addresses (one IP bucket would throttle every
+ * approver at once) while signatures and the replay cache already keep forged and repeated ones out. With Redis the counters live there, shared
+ * by all API replicas; if Redis fails, requests pass (skipOnError): losing the limiter for a while beats refusing every agent.
  */
 export async function registerRateLimit(
   app: FastifyInstance,
@@ -46,7 +36,6 @@ export async function registerRateLimit(
     // After the agent is identified (an app-level onRequest hook runs before this route-level one).
     hook: 'onRequest',
     keyGenerator: rateLimitKey,
-    allowList: (req) => RATE_LIMIT_EXEMPT.has(req.routeOptions.url ?? ''),
     ...(redis ? { redis, nameSpace: 'guard:ratelimit:' } : {}),
     skipOnError: true,
     // Counted, not audited: a flood would otherwise fill the audit trail.

@@ -231,12 +231,12 @@ async function startOwnService(
   const worker = spawnChild(
     'worker',
     process.execPath,
-    tsxArgs('worker/main.ts', opts.profileDir, 'worker'),
+    tsxArgs('service/worker.ts', opts.profileDir, 'worker'),
     env,
     ROOT,
   );
   cleanups.push(() => worker.stop());
-  const api = spawnChild('api', process.execPath, tsxArgs('api/main.ts', opts.profileDir, 'api'), env, ROOT);
+  const api = spawnChild('api', process.execPath, tsxArgs('service/api.ts', opts.profileDir, 'api'), env, ROOT);
   cleanups.push(() => api.stop());
   const [, listening] = await Promise.all([
     worker.waitForLine(/polling task queue/, START_TIMEOUT_MS),

@@ -8,7 +8,7 @@ role="${1:-api}"
 [ "$#" -gt 0 ] && shift
 
 case "$role" in
-  api) exec node --import tsx api/main.ts "$@" ;;
-  worker) exec node --import tsx worker/main.ts "$@" ;;
+  api) exec node --import tsx service/api.ts "$@" ;;
+  worker) exec node --import tsx service/worker.ts "$@" ;;
   *) exec "$role" "$@" ;;
 esac

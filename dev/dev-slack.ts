@@ -6,7 +6,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startFakeSlack, type FakeSlackCall } from './fake-slack.js';
-import { failStartup, startAll } from './stack.js';
+import { failStartup, startAll } from '../service/stack.js';
 
 /** What the walkthrough signs with unless SLACK_SIGNING_SECRET says otherwise (both read the same variable). */
 export const DEV_SIGNING_SECRET = 'dev-slack-signing-secret';

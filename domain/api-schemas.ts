@@ -11,6 +11,16 @@ import { STATUSES } from './request-state.js';
 export { createRequestSchema };
 export type CreateRequestInput = z.input<typeof createRequestSchema>;
 
+/**
+ * An identifier or filter value (request id, action, requester): letters, digits and `_ . : -` only, so it reads the
+ * same in a URL, a log line and a Temporal visibility query.
+ */
+export const queryLiteral = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[A-Za-z0-9_.:-]+$/, 'only letters, digits and _ . : - are allowed');
+
 export const idempotencyKeySchema = z.string().min(1).max(255);
 /** Headers of `POST /api/guard/request`; Node lower-cases header names. */
 export const createRequestHeadersSchema = z.object({

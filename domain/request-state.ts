@@ -17,6 +17,10 @@ export const STATUSES = [
 export type Status = (typeof STATUSES)[number];
 export const TERMINAL_STATUSES: readonly Status[] = ['approved', 'denied', 'expired', 'cancelled'];
 export const isTerminal = (status: Status): boolean => TERMINAL_STATUSES.includes(status);
+export const OPEN_STATUSES: readonly Status[] = STATUSES.filter((s) => !isTerminal(s));
+/** A new request waits for its personas first, if the plan requires any. */
+export const initialStatus = (plan: Pick<Plan, 'personas'>): Status =>
+  plan.personas.length > 0 ? 'awaiting_personas' : 'ready_for_approval';
 
 export interface Approval {
   userId: string;
@@ -130,7 +134,7 @@ export function initialState({ requestId, request, plan, createdAt, expiresAt }:
   return {
     requestId,
     action: request.action,
-    status: plan.personas.length > 0 ? 'awaiting_personas' : 'ready_for_approval',
+    status: initialStatus(plan),
     requesterId: request.meta.requester.id,
     effectiveParams: request.params,
     payloadHash: payloadHash(request.params),

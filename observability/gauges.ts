@@ -1,7 +1,5 @@
-import type { Client } from '@temporalio/client';
 import type { LoadedPolicy } from '../domain/policy-loader.js';
-import { STATUSES, TERMINAL_STATUSES } from '../domain/request-state.js';
-import { GUARD_SEARCH_ATTRIBUTE_KEYS as sa } from '../temporal/search-attributes.js';
+import { OPEN_STATUSES } from '../domain/request-state.js';
 import type { Metrics } from './metrics.js';
 
 /**
@@ -10,7 +8,6 @@ import type { Metrics } from './metrics.js';
  * same truth, whichever process created or decided the requests. A snapshot is shared for a short while so a
  * burst of scrapes costs one visibility query.
  */
-export const OPEN_STATUSES = STATUSES.filter((s) => !TERMINAL_STATUSES.includes(s));
 
 export interface OpenRequest {
   action: string;
@@ -47,8 +44,6 @@ export interface GaugeSnapshot {
 const DEFAULT_CACHE_MS = 2000;
 /** Bound on one scrape's listing: a gate with more open requests than this has bigger problems than a gauge. */
 export const MAX_LISTED = 10_000;
-const LIST_PAGE_SIZE = 1000;
-const LIST_DEADLINE_MS = 5000;
 
 /** Fills the four gauges at every scrape from `listOpen`, sharing one listing per `cacheMs`. */
 export function installVisibilityGauges(opts: VisibilityGaugeOptions): void {
@@ -132,38 +127,8 @@ function apply(metrics: Metrics, s: GaugeSnapshot | null): void {
   }
 }
 
-/**
- * Open requests of this deployment (its task queue) as visibility lists them. Open means a non-terminal
- * GuardStatus: a decided request still archiving is no longer pending.
- */
-export function temporalOpenRequests(client: Client, taskQueue: string): () => Promise<OpenRequestList> {
-  const statuses = OPEN_STATUSES.map((s) => `'${s}'`).join(', ');
-  const query =
-    `WorkflowType = 'approvalWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = ${quote(taskQueue)} ` +
-    `AND ${sa.GuardStatus.name} IN (${statuses})`;
-  return () =>
-    client.connection.withDeadline(Date.now() + LIST_DEADLINE_MS, async () => {
-      const requests: OpenRequest[] = [];
-      for await (const wf of client.workflow.list({ query, pageSize: LIST_PAGE_SIZE })) {
-        if (requests.length >= MAX_LISTED) return { requests, truncated: true };
-        requests.push({
-          action: wf.typedSearchAttributes.get(sa.GuardAction) ?? 'unknown',
-          status: wf.typedSearchAttributes.get(sa.GuardStatus) ?? 'unknown',
-          personasPending: wf.typedSearchAttributes.get(sa.GuardPersonasPending) ?? [],
-          startedAt: wf.startTime,
-        });
-      }
-      return { requests, truncated: false };
-    });
-}
-
 /** Actions of the loaded policy with the personas each requires. */
 export function policyActions(loaded: LoadedPolicy | null): Record<string, readonly string[]> {
   if (!loaded) return {};
   return Object.fromEntries(Object.entries(loaded.policy.actions).map(([name, a]) => [name, a.personasRequired]));
-}
-
-/** A visibility query string literal. */
-function quote(value: string): string {
-  return `'${value.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
 }

@@ -1,12 +1,11 @@
 import type { App, BlockAction, ButtonAction, ViewSubmitAction } from '@slack/bolt';
 import type { WebClient } from '@slack/web-api';
 import { z } from 'zod';
-import { NotFoundError, type RequestGateway } from '../api/requests.js';
+import { NotFoundError, type RequestGateway } from '../gateway/types.js';
 import type { Plan } from '../domain/plan.js';
 import type { RequestState } from '../domain/request-state.js';
 import type { AuditLog } from '../observability/audit.js';
 import type { Metrics } from '../observability/metrics.js';
-import * as msg from '../workflows/messages.js';
 import {
   buildOverrideModal,
   editRefusal,
@@ -92,9 +91,7 @@ async function applyEdit(
 ): Promise<Record<string, string> | null> {
   const changes = readOverrideChanges(values, plan, state);
   const verdict = judgeOverride(state, plan, userId, changes, new Date().toISOString());
-  const outcome = verdict.ok
-    ? await deps.gateway.command(requestId, msg.approveWithEditsUpdate, msg.approveWithEditsSignal, { userId, changes })
-    : verdict;
+  const outcome = verdict.ok ? await deps.gateway.command(requestId, 'approveWithEdits', { userId, changes }) : verdict;
   if (outcome.ok) return null;
   const message = refusalText(outcome.reason, outcome.message);
   recordRejection(deps, { requestId, action: plan.action, actor: userId, reason: outcome.reason, message });

@@ -1,11 +1,11 @@
+import { createHash } from 'node:crypto';
 import { App, LogLevel, type BlockAction, type ButtonAction } from '@slack/bolt';
 import type { WebClient } from '@slack/web-api';
 import { z } from 'zod';
 import { DECISION_BLOCK_PREFIX } from '../domain/slack-message.js';
-import type { RequestGateway, SentClick } from '../api/requests.js';
+import type { ClickMeta, RequestGateway, SentClick } from '../gateway/types.js';
 import type { AuditLog } from '../observability/audit.js';
 import type { Metrics } from '../observability/metrics.js';
-import * as msg from '../workflows/messages.js';
 import { registerEditHandlers } from './edits.js';
 import { FastifyReceiver, type AckResult } from './receiver.js';
 import { countedSlackCall, ephemeralTeller, refusalText, replyTo, type Tell } from './replies.js';
@@ -48,12 +48,7 @@ export interface SlackInteractions {
 }
 
 type ButtonArgs = { ack: (r?: unknown) => Promise<void>; body: BlockAction; action: ButtonAction; client: WebClient };
-type Command = (
-  requestId: string,
-  userId: string,
-  action: ButtonAction,
-  replyTo: msg.ReplyTo | undefined,
-) => Promise<SentClick>;
+type Command = (requestId: string, userId: string, action: ButtonAction, meta: ClickMeta) => Promise<SentClick>;
 
 /**
  * The Bolt app behind `/api/slack/interactions`: clicks become workflow Signals (answered as soon as Temporal
@@ -79,23 +74,23 @@ export function createSlackInteractions(deps: SlackInteractionsDeps): SlackInter
 
   app.action<BlockAction<ButtonAction>>(
     'approve',
-    decide((requestId, userId, action, reply) => {
+    decide((requestId, userId, action, meta) => {
       const seen = action.block_id?.startsWith(DECISION_BLOCK_PREFIX)
         ? action.block_id.slice(DECISION_BLOCK_PREFIX.length)
         : undefined;
       const input = { userId, ...(seen ? { seenPayloadHash: seen } : {}) };
-      return gateway.sendClick(requestId, msg.approveSignal, input, reply);
+      return gateway.click(requestId, 'approve', input, meta);
     }),
   );
   app.action<BlockAction<ButtonAction>>(
     'deny',
-    decide((requestId, userId, _action, reply) => gateway.sendClick(requestId, msg.denySignal, { userId }, reply)),
+    decide((requestId, userId, _action, meta) => gateway.click(requestId, 'deny', { userId }, meta)),
   );
   app.action<BlockAction<ButtonAction>>(
     /^persona_ack:.+$/,
-    decide((requestId, userId, action, reply) => {
+    decide((requestId, userId, action, meta) => {
       const persona = action.action_id.slice('persona_ack:'.length);
-      return gateway.sendClick(requestId, msg.personaAckSignal, { persona, userId }, reply);
+      return gateway.click(requestId, 'personaAck', { persona, userId }, meta);
     }),
   );
   registerEditHandlers(app, { ...deps, slackCall, tell });
@@ -113,10 +108,11 @@ const RECEIVED_TEXT = 'Received; the request will update in a moment.';
 function clickHandler(run: Command, tell: Tell) {
   return async ({ ack, body, action, client }: ButtonArgs) => {
     const requestId = action.value;
+    const clickId = clickIdOf(body, action);
     let sent: SentClick;
     try {
       sent = requestId
-        ? await run(requestId, body.user.id, action, replyTo(body))
+        ? await run(requestId, body.user.id, action, { clickId, replyTo: replyTo(body) })
         : { ok: false, reason: 'not_found', message: 'button without a request id' };
     } catch {
       // Temporal unreachable: nothing was recorded, and the clicker must know to click again.
@@ -131,6 +127,15 @@ function clickHandler(run: Command, tell: Tell) {
       tell(client, body, text);
       return;
     }
-    await ack({ ok: true, status: 'received', requestId, clickId: sent.clickId, text: RECEIVED_TEXT });
+    await ack({ ok: true, status: 'received', requestId, clickId, text: RECEIVED_TEXT });
   };
+}
+
+/**
+ * A click's identity, from what Slack sent: the same delivery replayed (or retried) gives the same id, so the
+ * workflow applies it once; two real clicks differ (Slack stamps each with its own action_ts and trigger id).
+ */
+export function clickIdOf(body: BlockAction, action: ButtonAction): string {
+  const parts = [body.user.id, action.action_id, action.block_id, action.value, action.action_ts, body.trigger_id];
+  return `click_${createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32)}`;
 }

@@ -1,6 +1,6 @@
 import { DefaultLogger, NativeConnection, Runtime, type LogLevel, type Worker } from '@temporalio/worker';
 import { Client, Connection } from '@temporalio/client';
-import type { Config } from '../config/env.js';
+import { temporalAddress, type Config } from '../config/env.js';
 import type { AuditLog } from '../observability/audit.js';
 import type { Metrics } from '../observability/metrics.js';
 import { TracedWebClient, type Tracing } from '../observability/tracing.js';
@@ -62,7 +62,7 @@ export async function startWorker(opts: {
     config.TEMPORAL_METRICS_PORT ? `${config.HOST}:${config.TEMPORAL_METRICS_PORT}` : null,
     log,
   );
-  const address = config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.TEMPORAL_DEV_PORT}`;
+  const address = temporalAddress(config);
   const connection = await connectWithRetry(address, log);
   const clientConnection = await Connection.connect({ address });
   const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ApiDeps } from '../deps.js';
 
@@ -8,34 +8,48 @@ const readinessSchema = z.object({
   temporal: z.enum(['ok', 'error']),
 });
 
-const text = (description: string) => ({ description, content: { 'text/plain': { schema: { type: 'string' } } } });
+const HEALTH_DEADLINE_MS = 1500;
+const text = (description: string) => ({ description, content: { 'text/plain': { schema: z.string() } } });
 const ops = { tags: ['operations'] };
+const config = { auth: 'public' as const, rateLimit: false as const };
 
-export function healthRoutes(deps: ApiDeps) {
-  return async (app: FastifyInstance) => {
-    const health = { ...ops, summary: 'Liveness', response: { 200: text('ok') } };
-    app.get('/healthz', { schema: health }, async (_req, reply) => reply.type('text/plain').send('ok'));
+/** Probes and metrics: never rate limited, never authenticated. */
+export function healthRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.get(
+      '/healthz',
+      { config, schema: { ...ops, summary: 'Liveness', response: { 200: text('ok') } } },
+      async (_req, reply) => reply.type('text/plain').send('ok'),
+    );
 
-    const ready = {
-      ...ops,
-      summary: 'Readiness: policy loaded and Temporal reachable',
-      response: { 200: readinessSchema.describe('Ready'), 503: readinessSchema.describe('Degraded') },
-    };
-    app.get('/readyz', { schema: ready }, async (_req, reply) => {
-      const policy = deps.policy.loaded ? 'loaded' : 'missing';
-      const temporal = await deps.checkTemporal().then(
-        () => 'ok' as const,
-        () => 'error' as const,
-      );
-      const ok = policy === 'loaded' && temporal === 'ok';
-      const body: z.infer<typeof readinessSchema> = { status: ok ? 'ok' : 'degraded', policy, temporal };
-      return reply.code(ok ? 200 : 503).send(body);
-    });
+    app.get(
+      '/readyz',
+      {
+        config,
+        schema: {
+          ...ops,
+          summary: 'Readiness: policy loaded and Temporal reachable',
+          response: { 200: readinessSchema.describe('Ready'), 503: readinessSchema.describe('Degraded') },
+        },
+      },
+      async (_req, reply) => {
+        const policy = deps.policy.loaded ? 'loaded' : 'missing';
+        const temporal = await deps.gateway.checkHealth(HEALTH_DEADLINE_MS).then(
+          () => 'ok' as const,
+          () => 'error' as const,
+        );
+        const ok = policy === 'loaded' && temporal === 'ok';
+        return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', policy, temporal });
+      },
+    );
 
-    const metrics = { ...ops, summary: 'Prometheus metrics', response: { 200: text('Prometheus text format') } };
-    app.get('/metrics', { schema: metrics }, async (_req, reply) => {
-      const registry = deps.metrics.registry;
-      return reply.type(registry.contentType).send(await registry.metrics());
-    });
+    app.get(
+      '/metrics',
+      { config, schema: { ...ops, summary: 'Prometheus metrics', response: { 200: text('Prometheus text format') } } },
+      async (_req, reply) => {
+        const registry = deps.metrics.registry;
+        return reply.type(registry.contentType).send(await registry.metrics());
+      },
+    );
   };
 }

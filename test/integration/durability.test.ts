@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { StateWatcher } from '../../api/state-watcher.js';
+import type { TemporalRequestGateway } from '../../gateway/temporal-gateway.js';
 import { freePort } from '../../temporal/dev-server.js';
 import { approvedBy, perTest, policyYaml, ROUTING } from './fixtures.js';
 import { requestBody, SIGNING_SECRET, startHarness, type Created } from './harness.js';
@@ -91,7 +91,7 @@ async function completeQuorum(api: ApiClient, req: Created, second: string, firs
 }
 
 /** Resolves once a long-poll on the request is parked in the API (its first read done), not merely sent. */
-function listening(watcher: StateWatcher, requestId: string): Promise<true> {
+function listening(watcher: TemporalRequestGateway, requestId: string): Promise<true> {
   return pollUntil('the long-poll to be parked', async () => watcher.listenerCount(requestId) > 0 || undefined, {
     timeoutMs: 10_000,
     intervalMs: 20,
@@ -129,7 +129,7 @@ describe('worker killed with SIGKILL mid-request', () => {
     expect((await api.status(timed.requestId)).body).toMatchObject({ status: 'ready_for_approval' });
     // An agent already long-polling across the crash hears the outcome the new worker produces.
     const timedWaiter = api.wait(timed.token, 55);
-    await listening(server.gateway.watcher, timed.requestId);
+    await listening(server.gateway, timed.requestId);
 
     first.child.kill('SIGKILL');
     expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
@@ -187,7 +187,7 @@ describe('Temporal dev server stopped and restarted on the same SQLite file', ()
     expect((await api.status(timed.requestId)).body).toMatchObject({ status: 'ready_for_approval' });
     // A long-poll open across the outage: its history watch must ride it out and wake on the expiry.
     const timedWaiter = api.wait(timed.token, 55);
-    await listening(h.api.gateway.watcher, timed.requestId);
+    await listening(h.api.gateway, timed.requestId);
 
     await server.stop();
     expect(await api.get('/readyz')).toEqual({

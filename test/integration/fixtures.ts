@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { stringify } from 'yaml';
 import type { z } from 'zod';
-import { startApiServer, type ApiServer } from '../../api/server.js';
+import { startApiServer, type ApiServer } from '../../service/api-server.js';
 import { loadConfig, type Config } from '../../config/env.js';
 import type { policySchema } from '../../domain/policy-schema.js';
 import { createAuditLog } from '../../observability/audit.js';
@@ -163,7 +163,7 @@ export function perTest(name: string): PerTest {
       };
     },
     workerProc(env) {
-      const proc = startProc('worker', process.execPath, ['--import', 'tsx', 'worker/main.ts'], { env });
+      const proc = startProc('worker', process.execPath, ['--import', 'tsx', 'service/worker.ts'], { env });
       onCleanup(() => {
         proc.child.kill('SIGKILL');
         return proc.exited;

@@ -5,7 +5,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { startApiServer, type ApiServer } from '../../api/server.js';
+import { startApiServer, type ApiServer } from '../../service/api-server.js';
 import { loadConfig, type Config } from '../../config/env.js';
 import { startFakeSlack, type FakeSlack } from '../../dev/fake-slack.js';
 import { createAuditLog, type AuditLog } from '../../observability/audit.js';

@@ -330,10 +330,10 @@ describe('GET /api/guard/wait-sse', () => {
       HEARTBEAT_MS * 20,
     );
     expect(stream.events).toHaveLength(1);
-    expect(h.api.gateway.watcher.listenerCount(req.requestId)).toBe(1);
+    expect(h.api.gateway.listenerCount(req.requestId)).toBe(1);
     stream.abort();
     await eventually(
-      async () => h.api.gateway.watcher.listenerCount(req.requestId),
+      async () => h.api.gateway.listenerCount(req.requestId),
       (n) => n === 0,
     );
   });

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import type { ApiServer } from '../../api/server.js';
+import type { ApiServer } from '../../service/api-server.js';
 import { freePort } from '../../temporal/dev-server.js';
 import { startFakeSlack, type FakeSlack } from '../../dev/fake-slack.js';
 import { createAuditLog } from '../../observability/audit.js';
@@ -480,7 +480,7 @@ describe('a worker-only process', () => {
       SLACK_API_URL: fakeSlack.url,
       RETENTION_ARCHIVE_DIR: join(dir, 'archive'),
     };
-    worker = startProc('worker', process.execPath, ['--import', 'tsx', 'worker/main.ts'], { env: childEnv(env) });
+    worker = startProc('worker', process.execPath, ['--import', 'tsx', 'service/worker.ts'], { env: childEnv(env) });
     await worker.waitForLine(/polling task queue/, 120_000);
     api = await startApi(loadConfig({ ...env, ...apiEnv(h) }));
 

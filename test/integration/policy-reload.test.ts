@@ -90,7 +90,7 @@ describe('reload through the admin API', () => {
     await writeFile(h.policyPath, V2);
     const res = await reload();
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ ok: true, actions: ['deploy', 'scale', 'hotfix'], hash: sha256(V2) });
+    expect(res.body).toEqual({ ok: true, actions: 3, actionNames: ['deploy', 'scale', 'hotfix'], hash: sha256(V2) });
     expect(h.api.policy.loaded?.hash).toBe(sha256(V2));
 
     const fresh = (await h.post('/api/guard/request', requestBody('deploy'))).body;
@@ -306,7 +306,7 @@ describe('reload by SIGHUP in a real API process', () => {
     });
     // `node --import tsx`, as the image runs it: one process, so the signal reaches the service itself (the
     // `tsx` CLI wrapper relays only SIGINT/SIGTERM to its child).
-    child = spawn(process.execPath, ['--import', 'tsx', 'api/main.ts'], {
+    child = spawn(process.execPath, ['--import', 'tsx', 'service/api.ts'], {
       cwd: ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

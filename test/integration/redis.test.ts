@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import type { ApiServer } from '../../api/server.js';
+import type { ApiServer } from '../../service/api-server.js';
 import { createMetrics, type Metrics } from '../../observability/metrics.js';
 import { freePort } from '../../temporal/dev-server.js';
 import { blockActionPayload, formBody, signSlackRequest, INTERACTIONS_PATH } from '../helpers/slack.js';

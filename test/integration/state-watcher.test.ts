@@ -3,7 +3,7 @@
  * history alone (Update results, the workflow's result) or, for changes the history carries no state of (timers,
  * signals), by reading the state once their workflow task completed.
  */
-import type { ApiServer } from '../../api/server.js';
+import type { ApiServer } from '../../service/api-server.js';
 import { approveSignal } from '../../workflows/messages.js';
 import { approvedBy, standardPolicy, startApi, TEST_ACTIONS } from './fixtures.js';
 import { startHarness, type Harness } from './harness.js';
@@ -48,7 +48,7 @@ async function waitOnReplica(token: string, timeoutSec = 20): Promise<WaitBody> 
 /** Resolves once the replica has a waiter following the request, so the change below happens while it waits. */
 async function parked(requestId: string): Promise<void> {
   const deadline = Date.now() + 10_000;
-  while (replica.gateway.watcher.listenerCount(requestId) === 0) {
+  while (replica.gateway.listenerCount(requestId) === 0) {
     if (Date.now() > deadline) throw new Error('the long-poll was never parked on the replica');
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -1,7 +1,6 @@
 import { agentForHeader, parseAgentKeys } from '../../api/auth.js';
 import { rateLimitWindow } from '../../api/rate-limit.js';
-import { createMemoryReplayCache, createRedisReplayCache } from '../../api/replay-cache.js';
-import { HttpError } from '../../api/errors.js';
+import { createMemoryReplayCache, createRedisReplayCache, ReplayCacheUnavailable } from '../../slack/replay-cache.js';
 import { ConfigError, loadConfig } from '../../config/env.js';
 
 describe('agent keys', () => {
@@ -78,10 +77,6 @@ describe('replay caches', () => {
     expect(await cache.firstSeen('sig', 300)).toBe(false);
     expect(calls[0]).toEqual(['guard:replay:sig', '1', 'EX', 300, 'NX']);
     const broken = createRedisReplayCache({ set: () => Promise.reject(new Error('ECONNREFUSED')) });
-    await expect(broken.firstSeen('sig', 300)).rejects.toBeInstanceOf(HttpError);
-    await expect(broken.firstSeen('sig', 300)).rejects.toMatchObject({
-      statusCode: 503,
-      code: 'replay_cache_unavailable',
-    });
+    await expect(broken.firstSeen('sig', 300)).rejects.toBeInstanceOf(ReplayCacheUnavailable);
   });
 });

@@ -196,8 +196,8 @@ describe('Dockerfile', () => {
     expect(execForm(ops('CMD')[0]!.args)).toEqual(['api']);
     accessSync(path.join(ROOT, 'deploy/docker-entrypoint.sh'), constants.X_OK);
     const script = read('deploy/docker-entrypoint.sh');
-    expect(script).toMatch(/api\)\s+exec node --import tsx api\/main\.ts/);
-    expect(script).toMatch(/worker\)\s+exec node --import tsx worker\/main\.ts/);
+    expect(script).toMatch(/api\)\s+exec node --import tsx service\/api\.ts/);
+    expect(script).toMatch(/worker\)\s+exec node --import tsx service\/worker\.ts/);
   });
 
   test('sets only variables of config/env.ts', () => {
@@ -208,7 +208,7 @@ describe('Dockerfile', () => {
 
   test('copies every source file the api, the worker and the workflow bundle load', () => {
     for (const src of copiedSources) expect([src, existsSync(path.join(ROOT, src))]).toEqual([src, true]);
-    const { files } = reachableModules(['api/main.ts', 'worker/main.ts']);
+    const { files } = reachableModules(['service/api.ts', 'service/worker.ts']);
     const topDirs = new Set([...files].map((f) => path.relative(ROOT, f).split(path.sep)[0]!));
     expect(topDirs).toContain('workflows');
     const missing = [...topDirs].filter((d) => !copiedSources.includes(d));
@@ -216,7 +216,7 @@ describe('Dockerfile', () => {
   });
 
   test('the runtime imports only production dependencies (the image installs with --omit=dev)', () => {
-    const { packages } = reachableModules(['api/main.ts', 'worker/main.ts']);
+    const { packages } = reachableModules(['service/api.ts', 'service/worker.ts']);
     expect(packages).toContain('@temporalio/worker');
     expect([...packages].filter((p) => !productionDeps().includes(p))).toEqual([]);
   });
@@ -233,7 +233,7 @@ describe('Dockerfile', () => {
     for (const p of ['node_modules', '.git', '.env', '.env.local', '.tools', '.data', 'test/unit/x.test.ts']) {
       expect([p, dockerIgnored(patterns, p)]).toEqual([p, true]);
     }
-    const kept = [...copiedSources, 'api/main.ts', 'workflows/index.ts', 'package-lock.json'];
+    const kept = [...copiedSources, 'service/api.ts', 'workflows/index.ts', 'package-lock.json'];
     for (const p of kept) expect([p, dockerIgnored(patterns, p)]).toEqual([p, false]);
   });
 });

@@ -1,5 +1,5 @@
 import type { Client } from '@temporalio/client';
-import { StateWatcher } from '../../api/state-watcher.js';
+import { StateWatcher } from '../../gateway/watcher.js';
 import { initialState } from '../../domain/request-state.js';
 import type { RequestView } from '../../workflows/messages.js';
 import { makePlan, makeRequest } from '../fixtures/plans.js';

@@ -1,4 +1,7 @@
-import { HttpError } from './errors.js';
+/** Redis could not answer: the delivery cannot be checked, so it is refused (503), never let through unchecked. */
+export class ReplayCacheUnavailable extends Error {
+  override name = 'ReplayCacheUnavailable';
+}
 
 /** Remembers Slack signatures for their validity window so a captured request cannot be replayed. */
 export interface ReplayCache {
@@ -40,7 +43,7 @@ export function createRedisReplayCache(redis: RedisSetNx, prefix = 'guard:replay
       try {
         answer = await redis.set(`${prefix}${key}`, '1', 'EX', Math.max(1, Math.ceil(ttlSec)), 'NX');
       } catch {
-        throw new HttpError(503, 'replay_cache_unavailable');
+        throw new ReplayCacheUnavailable('the replay cache (Redis) cannot be reached');
       }
       return answer === 'OK';
     },

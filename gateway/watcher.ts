@@ -1,29 +1,10 @@
 import type { Client } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
-import proto from '@temporalio/proto';
 import { isTerminal } from '../domain/request-state.js';
-import { VIEW_MEMO_KEY, type RequestView } from '../workflows/messages.js';
+import type { RequestView } from '../workflows/messages.js';
+import { readBatch } from './history.js';
 
-const EventType = proto.temporal.api.enums.v1.EventType;
-/** Changes the history does not carry the state of: the state is read (a query) once their workflow task completed. */
-const OPAQUE_CHANGES = new Set<number>([
-  EventType.EVENT_TYPE_TIMER_FIRED,
-  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
-]);
-/** The end of the history other than a normal completion (whose result is the final view). */
-const ABNORMAL_ENDS = new Set<number>([
-  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
-  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
-  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
-  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
-  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
-]);
 const TERMINAL_CACHE_SIZE = 10_000;
-
-type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
-
-/** What one batch of history says about the state: a view it carries, or that one must be read. */
-type Reading = { view: RequestView } | { query: true } | null;
 
 type Listener = (view: RequestView) => void;
 
@@ -156,7 +137,7 @@ export class StateWatcher {
         failures = 0;
         const events = res.history?.events ?? [];
         const closed = !res.nextPageToken || res.nextPageToken.length === 0;
-        const reading = this.readBatch(events, opaquePending);
+        const reading = readBatch(events, opaquePending, (p) => this.decodeView(p));
         opaquePending = reading.opaquePending;
         if (reading.result && 'view' in reading.result) this.publish(reading.result.view);
         else if (reading.result || (closed && !watch.latest)) this.deliver(watch, await this.current(requestId));
@@ -170,47 +151,6 @@ export class StateWatcher {
         await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** failures)));
       }
     }
-  }
-
-  /**
-   * The latest state a batch of history shows. The last state-bearing event wins: the workflow's result, an
-   * Update's result, or a timer/signal (read by a query once a workflow task completed after it).
-   */
-  private readBatch(events: HistoryEvent[], opaquePending: boolean): { result: Reading; opaquePending: boolean } {
-    let result: Reading = null;
-    let pending = opaquePending;
-    for (const e of events) {
-      const type = Number(e.eventType);
-      if (type === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED) {
-        const view = this.decodeView(e.workflowExecutionCompletedEventAttributes?.result?.payloads);
-        result = view ? { view } : { query: true };
-        pending = false;
-      } else if (type === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED) {
-        const success = e.workflowExecutionUpdateCompletedEventAttributes?.outcome?.success;
-        // A refused command changed nothing.
-        if (!success) continue;
-        const view = this.decodeView(success.payloads);
-        result = view ? { view } : { query: true };
-      } else if (type === EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED) {
-        // The workflow writes each new state into its memo: the change a signal or a timer made, readable here.
-        const fields = e.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields;
-        const payload = fields?.[VIEW_MEMO_KEY];
-        if (!payload) continue;
-        const view = this.decodeView([payload]);
-        if (view) {
-          result = { view };
-          pending = false;
-        }
-      } else if (OPAQUE_CHANGES.has(type)) {
-        pending = true;
-      } else if (type === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED && pending) {
-        result = { query: true };
-        pending = false;
-      } else if (ABNORMAL_ENDS.has(type)) {
-        result = { query: true };
-      }
-    }
-    return { result, opaquePending: pending };
   }
 
   /** The view a payload holds; null when payload codecs are configured (their decoding is async: query instead). */

@@ -1,9 +1,9 @@
-import { ConfigError, loadConfig } from '../config/env.js';
-import { onReloadSignal, onShutdown } from '../dev/lifecycle.js';
+import { ConfigError, loadConfig, temporalAddress } from '../config/env.js';
+import { onReloadSignal, onShutdown } from './process.js';
 import { configSecrets, createAuditLog } from '../observability/audit.js';
 import { createMetrics } from '../observability/metrics.js';
 import { startTracing } from '../observability/tracing.js';
-import { startApiServer } from './server.js';
+import { startApiServer } from './api-server.js';
 
 const log = (msg: string) => console.error(`[api] ${msg}`);
 
@@ -19,7 +19,7 @@ async function main(): Promise<void> {
     logger: { level: config.LOG_LEVEL },
     tracing,
   });
-  log(`listening on ${api.url}, Temporal ${config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.TEMPORAL_DEV_PORT}`}`);
+  log(`listening on ${api.url}, Temporal ${temporalAddress(config)}`);
   onReloadSignal(() => api.policy.reload('sighup'), log);
   onShutdown(async () => {
     await api.close();

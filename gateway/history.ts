@@ -1,11 +1,29 @@
 import type { Payload } from '@temporalio/common';
 import proto, { type temporal } from '@temporalio/proto';
 import { VIEW_MEMO_KEY, type ApprovalInput, type RequestView } from '../workflows/messages.js';
+import type { HistoryLine } from './types.js';
 
-type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
-type Decode = (payloads: Payload[]) => unknown[];
+/**
+ * Everything that reads a request's Temporal history: the operator's readable lines, the start input, and the
+ * states a batch of events carries (for the watcher). The only module that knows the history's event shapes.
+ */
+export type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+export type Decode = (payloads: Payload[]) => unknown[];
 
 const EventType = proto.temporal.api.enums.v1.EventType;
+/** Changes the history does not carry the state of: the state is read (a query) once their workflow task completed. */
+const OPAQUE_CHANGES = new Set<number>([
+  EventType.EVENT_TYPE_TIMER_FIRED,
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+]);
+/** The end of the history other than a normal completion (whose result is the final view). */
+const ABNORMAL_ENDS = new Set<number>([
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+]);
 /** Workflow-task bookkeeping says nothing an operator needs. */
 const NOISE = new Set<number>([
   EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
@@ -15,11 +33,58 @@ const NOISE = new Set<number>([
 /** Fields of a command's input worth a line in the history; params and edits stay out (they may be secret). */
 const COMMAND_FIELDS = ['persona', 'decision', 'userId', 'actor', 'reason'];
 
-export interface HistoryLine {
-  eventId: number;
-  time: string | null;
-  type: string;
-  summary: string;
+/** What one batch of history says about the state: a view it carries, or that one must be read. */
+export type Reading = { view: RequestView } | { query: true } | null;
+
+/**
+ * The latest state a batch of history shows. The last state-bearing event wins: the workflow's result, an
+ * Update's result, or a timer/signal (read by a query once a workflow task completed after it).
+ */
+export function readBatch(
+  events: HistoryEvent[],
+  opaquePending: boolean,
+  decodeView: (payloads: Payload[] | null | undefined) => RequestView | null,
+): { result: Reading; opaquePending: boolean } {
+  let result: Reading = null;
+  let pending = opaquePending;
+  for (const e of events) {
+    const type = Number(e.eventType);
+    if (type === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED) {
+      const view = decodeView(e.workflowExecutionCompletedEventAttributes?.result?.payloads);
+      result = view ? { view } : { query: true };
+      pending = false;
+    } else if (type === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED) {
+      const success = e.workflowExecutionUpdateCompletedEventAttributes?.outcome?.success;
+      // A refused command changed nothing.
+      if (!success) continue;
+      const view = decodeView(success.payloads);
+      result = view ? { view } : { query: true };
+    } else if (type === EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED) {
+      // The workflow writes each new state into its memo: the change a signal or a timer made, readable here.
+      const fields = e.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields;
+      const payload = fields?.[VIEW_MEMO_KEY];
+      if (!payload) continue;
+      const view = decodeView([payload]);
+      if (view) {
+        result = { view };
+        pending = false;
+      }
+    } else if (OPAQUE_CHANGES.has(type)) {
+      pending = true;
+    } else if (type === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED && pending) {
+      result = { query: true };
+      pending = false;
+    } else if (ABNORMAL_ENDS.has(type)) {
+      result = { query: true };
+    }
+  }
+  return { result, opaquePending: pending };
+}
+
+/** The workflow input of a request, from the first event of its history. */
+export function startInput(first: HistoryEvent | undefined, decode: Decode): ApprovalInput | null {
+  const payloads = first?.workflowExecutionStartedEventAttributes?.input?.payloads ?? [];
+  return (decode(payloads)[0] as ApprovalInput | undefined) ?? null;
 }
 
 /** A request's Temporal history as an operator reads it: one line per meaningful event. */

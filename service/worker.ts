@@ -1,10 +1,10 @@
-import { ConfigError, loadConfig } from '../config/env.js';
-import { onShutdown } from '../dev/lifecycle.js';
+import { ConfigError, loadConfig, temporalAddress } from '../config/env.js';
+import { onShutdown } from './process.js';
 import { configSecrets, createAuditLog } from '../observability/audit.js';
 import { createMetrics } from '../observability/metrics.js';
 import { startMetricsServer } from '../observability/metrics-server.js';
 import { startTracing } from '../observability/tracing.js';
-import { startWorker } from './run.js';
+import { startWorker } from '../worker/run.js';
 
 const log = (msg: string) => console.error(`[worker] ${msg}`);
 
@@ -21,9 +21,7 @@ async function main(): Promise<void> {
       : await startMetricsServer({ registry: metrics.registry, port: config.WORKER_METRICS_PORT, host: config.HOST });
   if (metricsServer) log(`metrics on ${metricsServer.url}/metrics`);
   const worker = await startWorker({ config, metrics, audit, log, tracing });
-  log(
-    `polling task queue ${config.TEMPORAL_TASK_QUEUE} on ${config.TEMPORAL_ADDRESS ?? `127.0.0.1:${config.TEMPORAL_DEV_PORT}`}`,
-  );
+  log(`polling task queue ${config.TEMPORAL_TASK_QUEUE} on ${temporalAddress(config)}`);
   onShutdown(async () => {
     await worker.shutdown();
     await metricsServer?.close();

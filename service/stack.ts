@@ -1,4 +1,4 @@
-import { startApiServer } from '../api/server.js';
+import { startApiServer } from './api-server.js';
 import { ConfigError, loadConfig, type Config } from '../config/env.js';
 import { configSecrets, createAuditLog } from '../observability/audit.js';
 import { createMetrics } from '../observability/metrics.js';
@@ -7,7 +7,7 @@ import { startDevServer, type DevServer } from '../temporal/dev-server.js';
 import { registerSearchAttributes } from '../temporal/namespace.js';
 import { GUARD_SEARCH_ATTRIBUTES } from '../temporal/search-attributes.js';
 import { startWorker } from '../worker/run.js';
-import { onReloadSignal, onShutdown } from './lifecycle.js';
+import { onReloadSignal, onShutdown } from './process.js';
 
 const log = (msg: string) => console.error(`[guard] ${msg}`);
 

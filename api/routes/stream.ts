@@ -1,0 +1,84 @@
+import type { ServerResponse } from 'node:http';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { apiError, stateResponseSchema, tokenQuerySchema } from '../../domain/api-schemas.js';
+import { isTerminal } from '../../domain/request-state.js';
+import type { RequestView } from '../../workflows/messages.js';
+import type { ApiDeps } from '../deps.js';
+import { findView, requestIdFromToken } from '../request-access.js';
+import { waitBody } from '../views.js';
+
+/** `GET /api/guard/wait-sse`: the request's states as Server-Sent Events (SPEC section 3). */
+export function streamRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
+  return async (app) => {
+    // Open event streams would hold the server open on shutdown; end them first.
+    const streams = new Set<() => void>();
+    app.addHook('preClose', async () => {
+      for (const end of [...streams]) end();
+    });
+
+    app.get(
+      '/api/guard/wait-sse',
+      {
+        schema: {
+          summary: 'Stream state changes (Server-Sent Events)',
+          description:
+            '`event: state` with the wait body at connect and on each change, `: heartbeat` comments, closed after ' +
+            'the outcome. Reconnect on a dropped stream: the first event is always the current state.',
+          tags: ['agent'],
+          querystring: tokenQuerySchema,
+          produces: ['text/event-stream'],
+          response: {
+            200: stateResponseSchema.describe('One `state` event per change; the stream ends after a terminal one'),
+            400: apiError('missing_token'),
+            404: apiError('not_found'),
+          },
+        },
+      },
+      async (req, reply) => {
+        const view = await findView(deps, requestIdFromToken(deps, req.query.token));
+        reply.hijack();
+        const end = streamStates(deps, reply.raw, view);
+        streams.add(end);
+        reply.raw.on('close', () => streams.delete(end));
+      },
+    );
+  };
+}
+
+/**
+ * One `state` event per new version (at connect, then on each change), a comment heartbeat, and the end of the
+ * stream after a terminal state. Changes come from the gateway's shared watch, so a stream costs no polling of its
+ * own. Returns a function that ends the stream.
+ */
+function streamStates(deps: ApiDeps, res: ServerResponse, first: RequestView): () => void {
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    // Reverse proxies (nginx) would otherwise buffer the stream.
+    'x-accel-buffering': 'no',
+  });
+  let sentVersion = 0;
+  let ended = false;
+  let unsubscribe: (() => void) | null = null;
+  const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), deps.config.SSE_HEARTBEAT_MS);
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    clearInterval(heartbeat);
+    unsubscribe?.();
+    res.end();
+  };
+  const send = (view: RequestView) => {
+    if (ended || view.version <= sentVersion) return;
+    sentVersion = view.version;
+    res.write(`event: state\nid: ${view.version}\ndata: ${JSON.stringify(waitBody(view, deps.receipts))}\n\n`);
+    if (isTerminal(view.status)) end();
+  };
+  res.on('close', end);
+  send(first);
+  if (!ended) unsubscribe = deps.gateway.subscribe(first.requestId, send);
+  // The gateway may hand over a terminal view inside subscribe(), before `unsubscribe` was assigned.
+  if (ended) unsubscribe?.();
+  return end;
+}

@@ -1,0 +1,39 @@
+import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
+import type { ClientInterceptors } from '@temporalio/client';
+import { TemporalRequestGateway } from './temporal-gateway.js';
+
+/** About 2 s of backoff in all: a server restart's blip is ridden out, an outage answers 503 promptly. */
+const API_RPC_ATTEMPTS = 5;
+
+export interface GatewayOptions {
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  /** Client interceptors (tracing carries the HTTP request's trace into the workflows). */
+  interceptors?: ClientInterceptors | undefined;
+}
+
+/**
+ * A gateway on a lazy connection: the API starts and answers 503 while Temporal is away, then recovers by itself.
+ * The SDK's default retries of an unreachable server last ~20 s; a caller (or Slack's 3 s budget) is better served
+ * by a prompt 503.
+ */
+export function connectGateway(opts: GatewayOptions): { gateway: TemporalRequestGateway; close(): Promise<void> } {
+  const connection = Connection.lazy({
+    address: opts.address,
+    interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: API_RPC_ATTEMPTS }))],
+  });
+  const client = new Client({
+    connection,
+    namespace: opts.namespace,
+    ...(opts.interceptors ? { interceptors: opts.interceptors } : {}),
+  });
+  const gateway = new TemporalRequestGateway(client, connection, opts.taskQueue);
+  return {
+    gateway,
+    async close() {
+      await gateway.close();
+      await connection.close();
+    },
+  };
+}

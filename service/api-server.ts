@@ -1,0 +1,105 @@
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { Redis } from 'ioredis';
+import { buildApp } from '../api/app.js';
+import { PolicyStore } from '../api/policy-store.js';
+import { createReceiptSigner, resolveReceiptKey } from '../api/receipts.js';
+import { closeRedis, connectRedis, createRedisClient } from '../api/redis.js';
+import { createTokenSigner, resolveSecret } from '../api/security.js';
+import { temporalAddress, type Config } from '../config/env.js';
+import { connectGateway } from '../gateway/connect.js';
+import type { TemporalRequestGateway } from '../gateway/temporal-gateway.js';
+import type { RequestGateway } from '../gateway/types.js';
+import type { AuditLog } from '../observability/audit.js';
+import { installVisibilityGauges, MAX_LISTED, policyActions } from '../observability/gauges.js';
+import type { Metrics } from '../observability/metrics.js';
+import { tracingClientInterceptors, type Tracing } from '../observability/tracing.js';
+import { slackHttpPlugin } from '../slack/http.js';
+import { createSlackInteractions } from '../slack/interactions.js';
+import { createMemoryReplayCache, createRedisReplayCache } from '../slack/replay-cache.js';
+
+export interface ApiServer {
+  app: FastifyInstance;
+  url: string;
+  policy: PolicyStore;
+  gateway: TemporalRequestGateway;
+  close(): Promise<void>;
+}
+
+/** Composition root of the API process: the gateway, policy, tokens, the Slack plugin and the routes, on PORT. */
+export async function startApiServer(opts: {
+  config: Config;
+  metrics: Metrics;
+  audit: AuditLog;
+  logger?: boolean | object;
+  /** When set, HTTP requests are spans and Temporal calls carry their trace to the workflows. */
+  tracing?: Tracing | null;
+}): Promise<ApiServer> {
+  const { config, metrics, audit } = opts;
+  const temporal = connectGateway({
+    address: temporalAddress(config),
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    interceptors: opts.tracing ? tracingClientInterceptors() : undefined,
+  });
+  const { gateway } = temporal;
+  const policy = new PolicyStore(config.POLICY_PATH, metrics, audit);
+  await policy.reload('startup');
+  // With REDIS_URL the limiter and the Slack replay cache are shared by every API replica.
+  const redis = config.REDIS_URL ? createRedisClient(config.REDIS_URL) : null;
+  const slack = slackPlugin({ config, gateway, redis, metrics, audit });
+  const deps = {
+    config,
+    gateway,
+    policy,
+    tokens: createTokenSigner(resolveSecret(config.TOKEN_SECRET, '.data/token-secret')),
+    receipts: createReceiptSigner(resolveReceiptKey(config.RECEIPT_PRIVATE_KEY, '.data/receipt-key.pem')),
+    metrics,
+    audit,
+    redis,
+  };
+  const app = await buildApp(deps, { logger: opts.logger ?? false, tracing: !!opts.tracing, plugins: [slack] });
+  if (redis) await connectRedis(redis, (msg) => app.log.warn(msg));
+  installVisibilityGauges({
+    metrics,
+    listOpen: () => gateway.openRequests(MAX_LISTED),
+    knownActions: () => policyActions(policy.loaded),
+    log: (msg) => app.log.warn(msg),
+  });
+  const url = await app.listen({ port: config.PORT, host: config.HOST });
+  return {
+    app,
+    url,
+    policy,
+    gateway,
+    async close() {
+      await app.close();
+      await temporal.close();
+      if (redis) await closeRedis(redis);
+    },
+  };
+}
+
+/** The Slack endpoint: the Bolt app behind `/api/slack/interactions`, its replay cache shared through Redis if set. */
+function slackPlugin(opts: {
+  config: Config;
+  gateway: RequestGateway;
+  redis: Redis | null;
+  metrics: Metrics;
+  audit: AuditLog;
+}): FastifyPluginAsync {
+  const { config, gateway, redis, metrics, audit } = opts;
+  const interactions = createSlackInteractions({
+    gateway,
+    botToken: config.SLACK_BOT_TOKEN,
+    apiUrl: config.SLACK_API_URL,
+    metrics,
+    audit,
+  });
+  return slackHttpPlugin({
+    interactions,
+    signingSecret: config.SLACK_SIGNING_SECRET,
+    replayCache: redis ? createRedisReplayCache(redis) : createMemoryReplayCache(),
+    metrics,
+    audit,
+  });
+}
