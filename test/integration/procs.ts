@@ -2,10 +2,10 @@
  * Child processes for the durability tests: the service's real entry points run as separate processes so a test can
  * kill them with SIGKILL, then inspect what is left (processes of a group, held ports) and start them again.
  */
+import { eventually } from '../helpers/eventually.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { spawnWatched, type WatchedProcess } from '../../dev/procs.js';
 import { blockActionPayload, sendInteraction } from '../helpers/slack.js';
@@ -86,24 +86,13 @@ export function portIsFree(port: number): Promise<boolean> {
   });
 }
 
-/** Calls `probe` until it returns a value other than undefined, or throws after `timeoutMs` naming `what`. */
-export async function pollUntil<T>(
+/** `eventually` under the name and argument order the process tests use. */
+export function pollUntil<T>(
   what: string,
   probe: () => Promise<T | undefined>,
   { timeoutMs, intervalMs = 250 }: { timeoutMs: number; intervalMs?: number },
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(intervalMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+  return eventually(probe, { timeoutMs, intervalMs, what });
 }
 
 export interface HttpAnswer {
