@@ -249,6 +249,9 @@ function tokenOf(req: IncomingMessage, args: SlackArgs, json: boolean): string |
   return bearer ?? (json ? undefined : str(args.token));
 }
 
+/** Not a Slack method: `GET /_fake/calls?method=chat.postEphemeral` lists what the fake recorded (tokens left out). */
+export const CALLS_PATH = '/_fake/calls';
+
 /** Methods an app-level token (`xapp-`) calls; every other method wants a bot token (`xoxb-`). */
 const APP_TOKEN_METHODS = new Set(['apps.connections.open']);
 
@@ -397,6 +400,8 @@ class FakeSlackServer implements FakeSlack {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://fake');
+    if (req.method === 'GET' && url.pathname === CALLS_PATH) return this.listCalls(res, url.searchParams.get('method'));
     const method = methodOf(req.url);
     if (method === undefined) return send(res, { status: 404, body: 'Not Found' });
     const raw = await readBody(req);
@@ -406,6 +411,12 @@ class FakeSlackServer implements FakeSlack {
     const injected = fault !== undefined || final.declared === true;
     this.record({ method, args, at: Date.now(), status: final.status, token, response: final.body, injected });
     send(res, { ...final, headers: { ...this.scopeHeaders(method, token, args), ...final.headers } });
+  }
+
+  /** For tools in another process (the walkthrough): the recorded calls, optionally of one method, as JSON. */
+  private listCalls(res: ServerResponse, method: string | null): void {
+    const calls = method ? this.callsOf(method) : this.calls;
+    send(res, { status: 200, body: { ok: true, calls: calls.map(({ token: _token, ...call }) => call) } });
   }
 
   /** Slack checks the token before anything else: present, of the kind the method takes, with the scope it needs. */

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isValidSlackRequest, verifySlackRequest } from '@slack/bolt';
 import { ErrorCode, LogLevel, WebClient } from '@slack/web-api';
-import { FAKE_BOT, FAKE_TEAM, startFakeSlack, type FakeSlack } from '../../dev/fake-slack.js';
+import { CALLS_PATH, FAKE_BOT, FAKE_TEAM, startFakeSlack, type FakeSlack } from '../../dev/fake-slack.js';
 import {
   blockActionPayload,
   formBody,
@@ -153,6 +153,21 @@ describe('fake Slack Web API driven by the real WebClient', () => {
     const viaHeader = await post({ ...json, authorization: `Bearer ${TOKEN}` }, { channel: 'C2', text: 'hi', blocks });
     expect(viaHeader).toMatchObject({ ok: true, channel: 'C2', message: { blocks } });
     expect(await post(json, { token: TOKEN, channel: 'C2', text: 'hi' })).toEqual({ ok: false, error: 'not_authed' });
+  });
+
+  test('GET /_fake/calls lists the recorded calls of a method, without tokens', async () => {
+    await client().chat.postEphemeral({ channel: 'C1', user: 'U1', text: 'refused' });
+    await client().chat.postMessage({ channel: 'C1', text: 'other' });
+    const base = fake.url.replace(/\/api\/$/, '');
+    const res = (await (await fetch(`${base}${CALLS_PATH}?method=chat.postEphemeral`)).json()) as {
+      calls: Array<Record<string, unknown>>;
+    };
+    expect(res.calls).toEqual([
+      expect.objectContaining({ method: 'chat.postEphemeral', args: expect.objectContaining({ text: 'refused' }) }),
+    ]);
+    expect(JSON.stringify(res)).not.toContain(TOKEN);
+    const all = (await (await fetch(`${base}${CALLS_PATH}`)).json()) as { calls: unknown[] };
+    expect(all.calls).toHaveLength(2);
   });
 
   test('waitFor resolves with a later call and times out with what it saw', async () => {
