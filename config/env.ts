@@ -49,6 +49,8 @@ export const envSchema = z
 
     SLACK_SIGNING_SECRET: optionalString,
     SLACK_BOT_TOKEN: optionalString,
+    /** An app-level token (`xapp-…`, scope connections:write): interactions then arrive over Socket Mode. */
+    SLACK_APP_TOKEN: optionalString.refine((v) => v === undefined || v.startsWith('xapp-'), 'must be an xapp- token'),
     SLACK_API_URL: z.url().optional(),
     SLACK_UPDATE_QUEUE: bool.default(false),
     /** With SLACK_UPDATE_QUEUE, how long changes to one message accumulate before they go out as one update. */

@@ -296,6 +296,8 @@ class FakeSlackServer implements FakeSlack {
   private viewSeq = 0;
   private readonly channels = new Map<string, Required<FakeChannelState> & { user?: string }>();
   private readonly missingUsers = new Set<string>();
+  /** Socket Mode tickets handed out by apps.connections.open and not used yet. */
+  private readonly tickets = new Set<string>();
   private scopes: readonly string[];
   private readonly initialScopes: readonly string[];
   private readonly handlers = new Map<string, (args: SlackArgs) => Reply>([
@@ -308,6 +310,7 @@ class FakeSlackServer implements FakeSlack {
     ['conversations.open', (args) => this.openConversation(args)],
     ['views.open', (args) => this.openView(args)],
     ['views.update', (args) => this.updateView(args)],
+    ['apps.connections.open', () => this.openConnection()],
   ]);
 
   constructor(
@@ -624,6 +627,17 @@ class FakeSlackServer implements FakeSlack {
         created: 1_700_000_000,
       },
     });
+  }
+
+  /**
+   * https://api.slack.com/methods/apps.connections.open (app-level token): a single-use Socket Mode URL, as Slack's
+   * `wss://wss-primary.slack.com/link/?ticket=…&app_id=…`, here on the fake's own port.
+   */
+  private openConnection(): Reply {
+    const ticket = randomBytes(16).toString('hex');
+    this.tickets.add(ticket);
+    const base = this.url.replace(/^http/, 'ws').replace(/\/api\/$/, '');
+    return ok({ url: `${base}/link/?ticket=${ticket}&app_id=${FAKE_BOT.appId}` });
   }
 
   /** https://api.slack.com/methods/conversations.open with one user: the bot's DM with them. */
