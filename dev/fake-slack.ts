@@ -18,6 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { FakeSocketModeServer, type FakeSocketMode } from './fake-socket-mode.js';
 import {
   blocksTextLength,
   describeViolation,
@@ -104,6 +105,8 @@ export interface FakeSlack {
   setScopes(scopes: readonly string[]): void;
   /** Refusals no test asked for: a call the service made that Slack would refuse. */
   unexpectedRefusals(): FakeSlackCall[];
+  /** The Socket Mode WebSocket endpoint (connect through apps.connections.open with an `xapp-` token). */
+  readonly socket: FakeSocketMode;
   /** Forget calls, messages, views, used triggers, declared state, set scopes and pending faults (ts values keep
    * increasing). */
   reset(): void;
@@ -313,6 +316,8 @@ class FakeSlackServer implements FakeSlack {
     ['apps.connections.open', () => this.openConnection()],
   ]);
 
+  readonly socket: FakeSocketModeServer;
+
   constructor(
     private readonly onCall?: (call: FakeSlackCall) => void,
     scopes: readonly string[] = FAKE_BOT_SCOPES,
@@ -322,6 +327,8 @@ class FakeSlackServer implements FakeSlack {
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => send(res, { status: 500, body: String(err) }));
     });
+    // Tickets are single-use, as Slack's: a client reconnecting asks apps.connections.open for a new URL.
+    this.socket = new FakeSocketModeServer(this.server, (ticket) => this.tickets.delete(ticket), FAKE_BOT.appId);
   }
 
   async listen(port: number, host: string): Promise<void> {
@@ -396,6 +403,7 @@ class FakeSlackServer implements FakeSlack {
   }
 
   async close(): Promise<void> {
+    this.socket.close();
     const closed = new Promise<void>((done) => this.server.close(() => done()));
     // WebClient's fetch keeps sockets alive; without this, close() waits for them to idle out.
     this.server.closeAllConnections();

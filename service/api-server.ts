@@ -16,12 +16,15 @@ import { tracingClientInterceptors, type Tracing } from '../observability/tracin
 import { slackHttpPlugin } from '../slack/http.js';
 import { createSlackInteractions } from '../slack/interactions.js';
 import { createMemoryReplayCache, createRedisReplayCache } from '../slack/replay-cache.js';
+import { startSocketMode, type SocketMode } from '../slack/socket-mode.js';
 
 export interface ApiServer {
   app: FastifyInstance;
   url: string;
   policy: PolicyStore;
   gateway: TemporalRequestGateway;
+  /** With SLACK_APP_TOKEN: the Socket Mode connection interactions arrive over. */
+  socketMode: SocketMode | null;
   close(): Promise<void>;
 }
 
@@ -46,7 +49,7 @@ export async function startApiServer(opts: {
   await policy.reload('startup');
   // With REDIS_URL the limiter and the Slack replay cache are shared by every API replica.
   const redis = config.REDIS_URL ? createRedisClient(config.REDIS_URL) : null;
-  const slack = slackPlugin({ config, gateway, redis, metrics, audit });
+  const { plugin: slack, socketMode } = slackSurfaces({ config, gateway, redis, metrics, audit });
   const deps = {
     config,
     gateway,
@@ -71,7 +74,9 @@ export async function startApiServer(opts: {
     url,
     policy,
     gateway,
+    socketMode,
     async close() {
+      await socketMode?.stop();
       await app.close();
       await temporal.close();
       if (redis) await closeRedis(redis);
@@ -79,14 +84,17 @@ export async function startApiServer(opts: {
   };
 }
 
-/** The Slack endpoint: the Bolt app behind `/api/slack/interactions`, its replay cache shared through Redis if set. */
-function slackPlugin(opts: {
+/**
+ * Where Slack's interactions come in: the Bolt app behind `/api/slack/interactions`, and with SLACK_APP_TOKEN the
+ * Socket Mode connection to the same app. One replay cache for both, shared through Redis if set.
+ */
+function slackSurfaces(opts: {
   config: Config;
   gateway: RequestGateway;
   redis: Redis | null;
   metrics: Metrics;
   audit: AuditLog;
-}): FastifyPluginAsync {
+}): { plugin: FastifyPluginAsync; socketMode: SocketMode | null } {
   const { config, gateway, redis, metrics, audit } = opts;
   const interactions = createSlackInteractions({
     gateway,
@@ -95,11 +103,24 @@ function slackPlugin(opts: {
     metrics,
     audit,
   });
-  return slackHttpPlugin({
+  const replayCache = redis ? createRedisReplayCache(redis) : createMemoryReplayCache();
+  const socketMode = config.SLACK_APP_TOKEN
+    ? startSocketMode({
+        interactions,
+        appToken: config.SLACK_APP_TOKEN,
+        apiUrl: config.SLACK_API_URL,
+        replayCache,
+        metrics,
+        audit,
+        log: (message) => console.error(`[api] ${message}`),
+      })
+    : null;
+  const plugin = slackHttpPlugin({
     interactions,
     signingSecret: config.SLACK_SIGNING_SECRET,
-    replayCache: redis ? createRedisReplayCache(redis) : createMemoryReplayCache(),
+    replayCache,
     metrics,
     audit,
   });
+  return { plugin, socketMode };
 }
