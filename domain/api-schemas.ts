@@ -150,6 +150,9 @@ export const receiptClaimsSchema = z.strictObject({
   approvers: z.array(z.string()),
   decidedBy: z.string().nullable(),
   decidedAt: z.string(),
+  // Issue 17 (SPEC section 10); optional until every signer sets them.
+  exp: z.number().int().optional().describe('Expiry, seconds since the epoch: verification refuses it afterwards'),
+  via: z.enum(['slack', 'api', 'admin']).optional().describe('How the decision was made'),
 });
 export type ReceiptClaims = z.infer<typeof receiptClaimsSchema>;
 
@@ -175,3 +178,23 @@ export const receiptKeyResponseSchema = z.object({
   jwk: z.record(z.string(), z.unknown()),
 });
 export type ReceiptKeyResponse = z.infer<typeof receiptKeyResponseSchema>;
+
+/** One action of `GET /api/guard/actions` (SPEC section 10): what an agent may ask for, and nothing secret. */
+export const actionSummarySchema = z.object({
+  name: z.string(),
+  description: z.string().nullable(),
+  approverCount: z.number().int().describe('How many people may approve (super approvers included)'),
+  minApprovals: z.number().int().describe('Distinct approvals needed'),
+  personas: z.array(z.string()).describe('Personas that must acknowledge first'),
+  timeoutSec: z.number().int(),
+  editsAllowed: z.boolean().describe('Whether approvers may edit params (approve with edits)'),
+  editableParams: z.array(z.string()),
+  paramsSchema: z.record(z.string(), z.unknown()).optional().describe('JSON Schema the params must pass'),
+});
+export type ActionSummary = z.infer<typeof actionSummarySchema>;
+
+export const actionsResponseSchema = z.object({
+  actions: z.array(actionSummarySchema),
+  unknownAction: z.enum(['deny', 'manual']).describe('What happens to an action not listed'),
+});
+export type ActionsResponse = z.infer<typeof actionsResponseSchema>;

@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { payloadHash } from '../../domain/payload-hash.js';
 import {
@@ -44,6 +45,7 @@ interface RunOptions {
   stdin?: string;
   /** Called with everything written to stderr so far, as it comes. */
   onStderr?: (stderr: string) => void;
+  cwd?: string;
 }
 
 function run(command: string, args: string[], opts: RunOptions = {}) {
@@ -58,7 +60,7 @@ function run(command: string, args: string[], opts: RunOptions = {}) {
       GUARD_REQUESTER: 'ci-job-17',
       ...opts.env,
     };
-    const child = spawn(command, args, { cwd: process.cwd(), env });
+    const child = spawn(command, args, { cwd: opts.cwd ?? process.cwd(), env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -72,7 +74,8 @@ function run(command: string, args: string[], opts: RunOptions = {}) {
   });
 }
 
-const guard = (args: string[], opts?: RunOptions) => run(process.execPath, ['clients/cli/guard.mjs', ...args], opts);
+const SHIM = join(process.cwd(), 'clients/cli/guard.mjs');
+const guard = (args: string[], opts?: RunOptions) => run(process.execPath, [SHIM, ...args], opts);
 
 const json = (text: string) => JSON.parse(text) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -203,4 +206,75 @@ describe('status, errors, npx', () => {
     expect(res.code).toBe(0);
     expect(json(res.stdout)).toMatchObject({ requestId: created.requestId });
   }, 60_000);
+});
+
+describe('issue 17: help, --json on every outcome, verification that cannot be misused', () => {
+  test.each([
+    [['request', '--help'], 'Usage: guard request --action NAME'],
+    [['help', 'verify'], 'Usage: guard verify RECEIPT'],
+    [['actions', '--help'], 'Usage: guard actions'],
+    [['hook', '--help'], 'Usage: guard hook claude-code'],
+    [['--help'], 'guard <command> --help for its options'],
+  ])('guard %j prints its usage, exit 0', async (args, usage) => {
+    const res = await guard(args);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain(usage);
+  });
+
+  test('--json: a policy denial and an undecided wait are JSON on stdout too', async () => {
+    const denied = await guard(['request', '--action', 'drop_database', '--wait', '--json']);
+    expect(denied.code).toBe(2);
+    expect(json(denied.stdout)).toMatchObject({ error: 'policy_denied', status: 403 });
+    expect(denied.stderr).toContain('guard actions lists the actions');
+    const params = JSON.stringify(newParams());
+    const pending = await guard([
+      'request',
+      '--action',
+      'deploy',
+      '--params',
+      params,
+      '--wait',
+      '--timeout',
+      '0',
+      '--json',
+    ]);
+    expect(pending.code).toBe(5);
+    expect(json(pending.stdout)).toMatchObject({ decided: false, status: 'ready_for_approval' });
+    const usage = await guard(['request', '--json']);
+    expect(usage.code).toBe(1);
+    expect(json(usage.stdout)).toMatchObject({ error: 'usage' });
+  });
+
+  test('guard verify refuses a denial’s receipt unless --outcome says otherwise', async () => {
+    const params = newParams();
+    const deciding = decideWhenPosted(h, params, 'deny');
+    const res = await guard(['request', '--action', 'deploy', '--params', JSON.stringify(params), '--wait', '--json']);
+    await deciding;
+    expect(res.code).toBe(2);
+    const { receipt } = json(res.stdout);
+    const byDefault = await guard(['verify', receipt, '--public-key-file', pemFile, '--json']);
+    expect(byDefault.code).toBe(1);
+    expect(byDefault.stderr).toContain('receipt NOT valid (mismatch): outcome is "denied", expected "approved"');
+    expect(json(byDefault.stdout)).toEqual({
+      valid: false,
+      problem: 'mismatch',
+      message: 'outcome is "denied", expected "approved"',
+    });
+    for (const outcome of ['denied', 'any']) {
+      const asked = await guard(['verify', receipt, '--public-key-file', pemFile, '--outcome', outcome]);
+      expect(asked.code).toBe(0);
+      expect(json(asked.stdout)).toMatchObject({ outcome: 'denied' });
+    }
+  });
+
+  test('from / with no GUARD_REPO, the origin is user@host, not an error', async () => {
+    const params = newParams();
+    const res = await guard(['request', '--action', 'deploy', '--params', JSON.stringify(params)], {
+      cwd: '/',
+      env: { GUARD_REPO: '' },
+    });
+    expect(res.code).toBe(0);
+    const requestId = await requestIdByMarker(h, String(params.marker));
+    expect(textOf(messageOf(h, requestId)!)).toContain(`${userInfo().username}@${hostname()}`);
+  });
 });

@@ -2,6 +2,8 @@
  * The MCP server (clients/mcp) as an MCP client sees it: spawned over stdio, tools called through the SDK's Client,
  * against the running service (real HTTP, real Temporal, decisions through signed Slack interactions).
  */
+import { hostname, userInfo } from 'node:os';
+import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { CallToolResult, Progress } from '@modelcontextprotocol/sdk/types.js';
@@ -64,15 +66,29 @@ async function call(name: string, args: Record<string, unknown>, onprogress?: (p
 const ask = (action: string, params: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
   call('request_approval', { action, params, justification: 'needed to ship the fix', ...extra });
 
-test('lists its three tools, with the request fields of the shared schema', async () => {
+test('lists its four tools, with the request fields of the shared schema, annotations and output schemas', async () => {
   const { tools } = await mcp.listTools();
-  expect(tools.map((t) => t.name).sort()).toEqual(['cancel_approval', 'get_approval_status', 'request_approval']);
+  expect(tools.map((t) => t.name).sort()).toEqual([
+    'cancel_approval',
+    'get_approval_status',
+    'list_actions',
+    'request_approval',
+  ]);
   const request = tools.find((t) => t.name === 'request_approval')!;
   expect(request.inputSchema.required).toEqual(expect.arrayContaining(['action', 'justification']));
   expect(request.inputSchema.properties).toMatchObject({
     action: { type: 'string', minLength: 1, maxLength: 200 },
     justification: { type: 'string', minLength: 3 },
   });
+  expect(request.annotations).toMatchObject({ readOnlyHint: false, destructiveHint: false, idempotentHint: true });
+  expect(request.outputSchema?.required).toEqual(
+    expect.arrayContaining(['decided', 'approved', 'status', 'requestId', 'idempotency_key', 'message']),
+  );
+  const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
+  expect(byName.get_approval_status?.annotations?.readOnlyHint).toBe(true);
+  expect(byName.list_actions?.annotations?.readOnlyHint).toBe(true);
+  expect(byName.cancel_approval?.annotations?.destructiveHint).toBe(true);
+  for (const tool of tools) expect(tool.outputSchema?.type).toBe('object');
 });
 
 describe('request_approval blocks until the decision', () => {
@@ -147,11 +163,93 @@ describe('past the time bound', () => {
   });
 });
 
-test('refusals reach the model as tool errors with their code', async () => {
+test('refusals reach the model as tool errors that say, once, what to do', async () => {
   const denied = await ask('drop_database', {});
   expect(denied.isError).toBe(true);
-  expect(denied.text).toContain('policy_denied');
+  expect(denied.text).toMatch(/^The approval policy refuses this action: .*drop_database/);
+  expect(denied.text).toContain('Call list_actions for the actions you may request.');
+  expect(denied.text).not.toMatch(/policy_denied.*policy_denied/);
   const missing = await call('get_approval_status', { request_id: 'req_nope' });
-  expect(missing.isError).toBe(true);
-  expect(missing.text).toContain('not_found');
+  expect(missing).toMatchObject({
+    isError: true,
+    text: 'Could not read request req_nope: no such request (a wrong id, or purged since).',
+  });
+  const invalid = await ask('deploy', {}, { justification: 'no' });
+  expect(invalid.isError).toBe(true);
+});
+
+describe('never orphans a request (started as Claude Desktop starts it: cwd /, no GUARD_REPO)', () => {
+  let bare: Client;
+  beforeAll(async () => {
+    bare = new Client({ name: 'claude-desktop-like', version: '1.0.0' });
+    await bare.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        // As a desktop client's config names it: the shim, by absolute path (it finds tsx from its own place).
+        args: [join(process.cwd(), 'clients/mcp/guard-mcp.mjs')],
+        cwd: '/',
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '',
+          GUARD_URL: h.url,
+          GUARD_AGENT_KEY: AGENT_KEY,
+          GUARD_MCP_MAX_WAIT_SEC: '2',
+          GUARD_STATE_DIR: join(h.dir, 'mcp-state'),
+        },
+        stderr: 'inherit',
+      }),
+    );
+  }, 30_000);
+  afterAll(async () => {
+    await bare?.close();
+  });
+
+  const askBare = (params: Record<string, unknown>, extra: Record<string, unknown> = {}, timeout?: number) =>
+    bare.callTool(
+      { name: 'request_approval', arguments: { action: 'deploy', params, justification: 'ship it', ...extra } },
+      undefined,
+      timeout ? { timeout } : {},
+    ) as Promise<CallToolResult>;
+
+  test('a wait past the client limit: cut off, then resumed with the returned key; one request in Temporal', async () => {
+    const since = new Date();
+    const params = newParams();
+    // The client gives up first (as an MCP client does at 60 s): the request must not be orphaned.
+    await expect(askBare(params, { wait_sec: 90 }, 1000)).rejects.toThrow(/Request timed out/);
+    const requestId = await requestIdByMarker(h, String(params.marker));
+
+    // The same call finds the same request (the key is derived from it); wait_sec is capped, and says so.
+    const again = (await askBare(params, { wait_sec: 90 })).structuredContent as Record<string, string>;
+    expect(again).toMatchObject({ decided: false, approved: false, requestId, status: 'ready_for_approval' });
+    expect(again.message).toContain('one call waits at most 2 s: MCP clients give up on a call after 60 s');
+    expect(again.message).toContain(`Call request_approval again with idempotency_key "${again.idempotency_key}"`);
+    expect(again.message).toContain('Do not run the action.');
+
+    await decide(h, requestId, 'approve');
+    const resumed = (await askBare(params, { idempotency_key: again.idempotency_key })).structuredContent;
+    expect(resumed).toMatchObject({ decided: true, approved: true, requestId, effectiveParams: params });
+
+    const query = `TaskQueue = "${h.config.TEMPORAL_TASK_QUEUE}" AND StartTime >= "${since.toISOString()}"`;
+    const ids = async () => {
+      const found: string[] = [];
+      for await (const w of h.client.workflow.list({ query })) found.push(w.workflowId);
+      return found;
+    };
+    await eventually(async () => (await ids()).includes(requestId));
+    expect(await ids()).toEqual([requestId]);
+    // Told once: the same call without a key is a new question now.
+    const fresh = (await askBare(params, { wait_sec: 0 })).structuredContent as Record<string, string>;
+    expect(fresh.requestId).not.toBe(requestId);
+  });
+
+  test('the origin defaults to user@host when the working directory names nothing', async () => {
+    const params = newParams();
+    const answer = (await askBare(params, { wait_sec: 0 })).structuredContent as {
+      decided: boolean;
+      requestId: string;
+    };
+    expect(answer.decided).toBe(false);
+    expect(await requestIdByMarker(h, String(params.marker))).toBe(answer.requestId);
+    expect(textOf(messageOf(h, answer.requestId)!)).toContain(`${userInfo().username}@${hostname()}`);
+  });
 });

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { z } from 'zod';
-import { defaultRepo, GateConfigError } from '../../gate/src/index.js';
+import { ClaimStore, defaultRepo, GateConfigError } from '../../gate/src/index.js';
 import { GuardClient } from '../../typescript/src/index.js';
 import { PROXY_USAGE, runGateway } from './gateway-main.js';
 import { createGuardMcpServer } from './server.js';
@@ -22,9 +22,9 @@ const envSchema = z.object({
   GUARD_AGENT_KEY: z.string().min(1).optional(),
   GUARD_REPO: z.string().min(1).default(defaultRepo(process.env, process.cwd())),
   GUARD_REQUESTER: z.string().min(1).default('mcp-agent'),
-  // Under the 60 s request timeout MCP clients commonly apply to a tool call.
+  // Under the 60 s the MCP SDK's client (and so most MCP clients) gives a tool call before giving up on it.
   GUARD_MCP_WAIT_SEC: z.coerce.number().int().min(0).default(50),
-  GUARD_MCP_MAX_WAIT_SEC: z.coerce.number().int().min(1).default(3600),
+  GUARD_MCP_MAX_WAIT_SEC: z.coerce.number().int().min(1).default(50),
 });
 
 const USAGE = `Usage: guard-mcp          the Slack Guard MCP server on stdio (tools request_approval, get_approval_status,
@@ -48,6 +48,7 @@ async function serve(): Promise<void> {
     requester: env.GUARD_REQUESTER,
     defaultWaitSec: Math.min(env.GUARD_MCP_WAIT_SEC, env.GUARD_MCP_MAX_WAIT_SEC),
     maxWaitSec: env.GUARD_MCP_MAX_WAIT_SEC,
+    claims: ClaimStore.fromEnv(),
   });
   await server.connect(new StdioServerTransport());
 }

@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import {
+  actionsResponseSchema,
   createdResponseSchema,
   createRequestSchema,
   queuedResponseSchema,
   receiptKeyResponseSchema,
   stateResponseSchema,
   statusResponseSchema,
+  type ActionsResponse,
   type CreatedResponse,
   type CreateRequestInput,
   type Outcome,
@@ -151,6 +153,11 @@ export class GuardClient {
   cancel(token: string, reason?: string): Promise<z.infer<typeof commandAnswerSchema>> {
     const body = reason === undefined ? { token } : { token, reason };
     return this.http.call('POST', '/api/guard/cancel', commandAnswerSchema, { body });
+  }
+
+  /** The actions an agent may request (`GET /api/guard/actions`): quorum, personas, timeout, edits, params schema. */
+  actions(): Promise<ActionsResponse> {
+    return this.http.call('GET', '/api/guard/actions', actionsResponseSchema);
   }
 
   /** The public key that signs receipts; pin its `pem` and verify receipts offline with `verifyReceipt`. */

@@ -36,6 +36,12 @@ export class RateLimitedError extends GuardError {
 
 export class UnauthorizedError extends GuardError {}
 
+/**
+ * 409 `idempotency_conflict`: the Idempotency-Key names a request made with another action, params or origin (the
+ * answer's `detail` says which). Send the same request to find it again, or another key for a new one.
+ */
+export class IdempotencyConflictError extends GuardError {}
+
 export class InvalidRequestError extends GuardError {}
 
 export class NotFoundError extends GuardError {}
@@ -73,6 +79,7 @@ export function errorFromAnswer(status: number, body: ErrorResponse | null, retr
   const detail = body?.detail ?? body?.message;
   const message = `${status} ${code}${detail ? `: ${detail}` : ''}`;
   if (code === 'policy_denied') return new PolicyDeniedError(message, code, status, body);
+  if (code === 'idempotency_conflict') return new IdempotencyConflictError(message, code, status, body);
   if (status === 429) return new RateLimitedError(message, code, status, body, retryAfterSec);
   if (status === 401) return new UnauthorizedError(message, code, status, body);
   if (status === 404) return new NotFoundError(message, code, status, body);

@@ -15,6 +15,7 @@ export {
   DeniedError,
   ExpiredError,
   GuardError,
+  IdempotencyConflictError,
   InvalidRequestError,
   NotFoundError,
   OutcomeError,
@@ -32,6 +33,8 @@ export {
   type ReceiptProblem,
 } from './receipts.js';
 export type {
+  ActionsResponse,
+  ActionSummary,
   CreateRequestInput,
   Outcome,
   ReceiptClaims,
