@@ -27,8 +27,9 @@ import {
   requestIdByMarker,
   startClientsHarness,
 } from './clients-support.js';
+import { eventually } from '../helpers/eventually.js';
 import type { Harness } from './harness.js';
-import { eventually, messageOf, textOf } from './slack-support.js';
+import { messageOf, textOf } from './slack-support.js';
 
 const TOOLS_POLICY = `
 tools:
@@ -172,7 +173,7 @@ test('progress notifications while waiting (one approval of two), then the call 
   const answering = call(gateway, 'pair_deploy', params, (p) => progress.push(p));
   const requestId = await requestIdByMarker(h, String(params.marker));
   await h.clickOutcome('approve', requestId, 'U_ALICE');
-  await eventually(() => progress.length > 0);
+  await eventually(() => progress[0], { timeoutMs: 20_000, what: 'a progress notification' });
   expect(progress[0]?.message).toBe(`waiting for approval in Slack: request ${requestId}, 1 of 2`);
   expect(await calledWith(gateway, params.marker)).toEqual([]);
   await h.clickOutcome('approve', requestId, 'U_BOB');
@@ -216,7 +217,7 @@ test('tool list changes of the upstream reach the client', async () => {
   const changed: string[] = [];
   gateway.mcp.setNotificationHandler(ToolListChangedNotificationSchema, (n) => void changed.push(n.method));
   await call(gateway, 'add_tool', { name: 'late_tool' });
-  await eventually(() => changed.length > 0);
+  await eventually(() => changed[0], { timeoutMs: 20_000, what: 'notifications/tools/list_changed' });
   expect((await gateway.mcp.listTools()).tools.map((t) => t.name)).toContain('late_tool');
 });
 

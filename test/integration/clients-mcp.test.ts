@@ -18,8 +18,9 @@ import {
   requestIdByMarker,
   startClientsHarness,
 } from './clients-support.js';
+import { eventually } from '../helpers/eventually.js';
 import type { Harness } from './harness.js';
-import { eventually, messageOf, textOf } from './slack-support.js';
+import { messageOf, textOf } from './slack-support.js';
 
 let h: Harness;
 let mcp: Client;
@@ -122,7 +123,7 @@ describe('request_approval blocks until the decision', () => {
     );
     const requestId = await requestIdByMarker(h, String(params.marker));
     await h.clickOutcome('approve', requestId, 'U_ALICE');
-    await eventually(() => progress.length > 0);
+    await eventually(() => progress[0], { timeoutMs: 20_000, what: 'a progress notification' });
     expect(progress[0]?.message).toBe(`request ${requestId}: ready_for_approval, 1 of 2 approvals`);
     await h.clickOutcome('approve', requestId, 'U_BOB');
     expect((await answering).data).toMatchObject({ requestId, status: 'approved' });
@@ -235,7 +236,10 @@ describe('never orphans a request (started as Claude Desktop starts it: cwd /, n
       for await (const w of h.client.workflow.list({ query })) found.push(w.workflowId);
       return found;
     };
-    await eventually(async () => (await ids()).includes(requestId));
+    await eventually(async () => ((await ids()).includes(requestId) ? true : undefined), {
+      timeoutMs: 20_000,
+      what: `${requestId} in Temporal visibility`,
+    });
     expect(await ids()).toEqual([requestId]);
     // Told once: the same call without a key is a new question now.
     const fresh = (await askBare(params, { wait_sec: 0 })).structuredContent as Record<string, string>;

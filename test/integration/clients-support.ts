@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, request, type IncomingHttpHeaders } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import type { CreateRequestInput } from '../../domain/api-schemas.js';
+import { eventually } from '../helpers/eventually.js';
 import { sendInteraction, viewSubmissionPayload } from '../helpers/slack.js';
 import { approvedBy, editable, policyYaml, REPLICAS, ROUTING } from './fixtures.js';
 import { SIGNING_SECRET, startHarness, type Harness } from './harness.js';
@@ -67,17 +68,16 @@ export function requestInput(action: string, params: Record<string, unknown>): C
 }
 
 /** The id of the request whose Slack message shows `marker`, once it is posted. */
-export async function requestIdByMarker(h: Harness, marker: string, timeoutMs = 30_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const message = [...h.fakeSlack.messages.values()].find(
-      (m) => !m.thread_ts && JSON.stringify(m.blocks).includes(marker),
-    );
-    const requestId = message ? buttonsOf(message)[0]?.value : undefined;
-    if (requestId) return requestId;
-    if (Date.now() > deadline) throw new Error(`no Slack message shows ${marker}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+export function requestIdByMarker(h: Harness, marker: string, timeoutMs = 30_000): Promise<string> {
+  return eventually(
+    () => {
+      const message = [...h.fakeSlack.messages.values()].find(
+        (m) => !m.thread_ts && JSON.stringify(m.blocks).includes(marker),
+      );
+      return message ? buttonsOf(message)[0]?.value : undefined;
+    },
+    { timeoutMs, what: `a Slack message showing ${marker}` },
+  );
 }
 
 /** Acts on the request as an approver in Slack: a button click, or the edit modal's submission. */

@@ -30,6 +30,7 @@ import {
   startFaultProxy,
   type FaultProxy,
 } from './clients-support.js';
+import { eventually } from '../helpers/eventually.js';
 import type { Harness } from './harness.js';
 import { counter } from './slack-support.js';
 
@@ -208,10 +209,10 @@ describe('waiting rides out failures', () => {
     });
     const requestId = await requestIdByMarker(h, String(params.marker));
     // Decide only once the client is on its second stream: the first one was cut.
-    const deadline = Date.now() + 20_000;
-    while (callsTo('/api/guard/wait-sse', since).length < 2 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await eventually(() => (callsTo('/api/guard/wait-sse', since).length >= 2 ? true : undefined), {
+      timeoutMs: 20_000,
+      what: 'the client’s second event stream',
+    });
     await decide(h, requestId, 'approve');
     const outcome = await waiting;
     expect(outcome).toMatchObject({ requestId, status: 'approved', effectiveParams: params });
