@@ -1,5 +1,6 @@
 /** Reading the fake Slack the way a person reads the channel: which message, what it says, which buttons. */
 import type { FakeMessage } from '../../dev/fake-slack.js';
+import { eventually as until } from '../helpers/eventually.js';
 import type { Harness } from './harness.js';
 
 type Block = Record<string, unknown>;
@@ -12,21 +13,20 @@ export function messageOf(h: Harness, requestId: string): FakeMessage | undefine
 }
 
 /** Polls the fake Slack until the request's message satisfies `ok` (bounds are generous: 2 shared cores). */
-export async function waitForMessage(
+export function waitForMessage(
   h: Harness,
   requestId: string,
   ok: (m: FakeMessage) => boolean = () => true,
   timeoutMs = 20_000,
 ): Promise<FakeMessage> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const m = messageOf(h, requestId);
-    if (m && ok(m)) return m;
-    if (Date.now() > deadline) {
-      throw new Error(`message of ${requestId} not as expected; now: ${m ? textOf(m) : 'not posted'}`);
-    }
-    await sleep(50);
-  }
+  return until(
+    () => {
+      const m = messageOf(h, requestId);
+      if (m && ok(m)) return m;
+      throw new Error(m ? textOf(m) : 'not posted');
+    },
+    { timeoutMs, what: `the message of ${requestId}` },
+  );
 }
 
 /** Every text a reader sees in the message, one line per block. */
@@ -76,13 +76,7 @@ export async function counter(h: Harness, name: string, labels: Record<string, s
     .reduce((sum, v) => sum + v.value, 0);
 }
 
-/** Resolves once `ok()` holds; fails after `timeoutMs`. */
+/** Resolves once `ok()` holds; fails after `timeoutMs` (test/helpers/eventually.ts, with a yes/no probe). */
 export async function eventually(ok: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await sleep(50);
-  }
+  await until(async () => ((await ok()) ? true : undefined), { timeoutMs });
 }
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

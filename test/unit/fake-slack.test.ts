@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isValidSlackRequest, verifySlackRequest } from '@slack/bolt';
 import { ErrorCode, LogLevel, WebClient } from '@slack/web-api';
+import { WebSocket } from 'ws';
 import { CALLS_PATH, FAKE_BOT, FAKE_TEAM, startFakeSlack, type FakeSlack } from '../../dev/fake-slack.js';
 import {
   blockActionPayload,
@@ -305,6 +306,55 @@ describe('the workspace: channels, DMs, permalinks, scopes, tokens', () => {
       'not_allowed_token_type',
     );
     expect((await failure(client().apps.connections.open({}))).data?.error).toBe('not_allowed_token_type');
+  });
+});
+
+describe('Socket Mode endpoint', () => {
+  const appClient = () => client(undefined, 'xapp-1-A0FAKEAPP-1-secret');
+  /** Opens the URL and collects what the server sends. */
+  function dial(url: string): Promise<{ ws: WebSocket; received: Array<Record<string, unknown>> }> {
+    const ws = new WebSocket(url);
+    const received: Array<Record<string, unknown>> = [];
+    ws.on('message', (data) => received.push(JSON.parse(String(data)) as Record<string, unknown>));
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => resolve({ ws, received }));
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+      ws.once('error', reject);
+    });
+  }
+
+  test('apps.connections.open gives a single-use URL; the socket says hello and delivers acked envelopes', async () => {
+    const { url } = await appClient().apps.connections.open();
+    expect(url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/link\/\?ticket=[0-9a-f]{32}&app_id=A0FAKEAPP$/);
+    const { ws, received } = await dial(url!);
+    await fake.socket.waitForConnections(1);
+    expect(received[0]).toMatchObject({ type: 'hello', connection_info: { app_id: 'A0FAKEAPP' } });
+    ws.on('message', (data) => {
+      const envelope = JSON.parse(String(data)) as { envelope_id?: string; type: string };
+      if (envelope.type === 'interactive')
+        ws.send(JSON.stringify({ envelope_id: envelope.envelope_id, payload: { x: 1 } }));
+    });
+    const ack = await fake.socket.sendInteractive({ type: 'block_actions' }, { envelopeId: 'env-1' });
+    expect(ack).toMatchObject({ envelopeId: 'env-1', payload: { x: 1 } });
+    expect(received.at(-1)).toEqual({
+      envelope_id: 'env-1',
+      type: 'interactive',
+      payload: { type: 'block_actions' },
+      accepts_response_payload: true,
+    });
+    await expect(dial(url!)).rejects.toThrow('HTTP 401');
+    const closed = new Promise((done) => ws.once('close', done));
+    fake.socket.disconnect('refresh_requested');
+    await closed;
+    expect(received.at(-1)).toMatchObject({ type: 'disconnect', reason: 'refresh_requested' });
+  });
+
+  test('an envelope nobody acks fails after 3 s, as Slack gives up on it', async () => {
+    const { url } = await appClient().apps.connections.open();
+    const { ws } = await dial(url!);
+    await fake.socket.waitForConnections(1);
+    await expect(fake.socket.sendInteractive({ type: 'block_actions' })).rejects.toThrow(/not acked within 3000 ms/);
+    ws.terminate();
   });
 });
 
