@@ -4,21 +4,27 @@
  * submission is a signed interaction, built and signed the way Slack does it. Each step checks what it expects and
  * the script exits non-zero at the first surprise, so it doubles as a smoke test.
  *
- * A click is answered as soon as Temporal has it; the script then asks the workflow for the click's verdict (the
- * `clickOutcome` query), as an operator would with `temporal workflow query`.
+ * A click is answered as soon as Temporal has it; the script then learns the click's verdict as the people would
+ * see it: the request's state (the workflow's `state` query, as `temporal workflow query` would ask it) shows the
+ * click's effect, or the fake Slack received the workflow's private notice to the clicker (dev/click-verdict.ts).
  *
  * GUARD_URL (default http://127.0.0.1:8080), SLACK_SIGNING_SECRET (default: the one dev:slack uses),
- * TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE (defaults 127.0.0.1:7233, default: the server dev:slack embeds).
+ * FAKE_SLACK_URL (default http://127.0.0.1:3999, dev:slack's fake Slack), TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE
+ * (defaults 127.0.0.1:7233, default: the server dev:slack embeds).
  */
 import { Client, Connection } from '@temporalio/client';
-import { blockActionPayload, sendInteraction, viewSubmissionPayload } from '../test/helpers/slack.js';
-import { clickOutcomeQuery } from '../workflows/messages.js';
+import { stateQuery } from '../workflows/messages.js';
+import { clickVerdict, type ClickJudge } from './click-verdict.js';
 import { DEV_SIGNING_SECRET } from './dev-slack.js';
+import type { FakeSlackCall } from './fake-slack.js';
+import { sendInteraction, viewSubmissionPayload } from './slack-interactions.js';
+import { blockActionPayload } from './slack-signing.js';
 
 const baseUrl = (process.env.GUARD_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const secret = process.env.SLACK_SIGNING_SECRET ?? DEV_SIGNING_SECRET;
+const fakeSlackUrl = (process.env.FAKE_SLACK_URL ?? 'http://127.0.0.1:3999').replace(/\/+$/, '');
 const CHANNEL = 'C_APPROVALS';
-let temporal: Client | null = null;
+let judge: ClickJudge | null = null;
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -46,6 +52,7 @@ async function http(method: string, path: string, body?: unknown): Promise<Json>
 const status = (requestId: string) => http('GET', `/api/guard/status?requestId=${requestId}`);
 
 async function click(actionId: string, requestId: string, userId: string, blockId?: string): Promise<Json> {
+  const sent = { actionId, requestId, userId, channelId: CHANNEL, sentAt: Date.now() };
   const payload = blockActionPayload({
     actionId,
     value: requestId,
@@ -57,11 +64,18 @@ async function click(actionId: string, requestId: string, userId: string, blockI
   if (res.status !== 200) throw new Error(`click ${actionId} → ${res.status} ${res.body}`);
   console.log(`   ${userId} clicks ${actionId}: ${res.body || '(acknowledged)'}`);
   const ack = (res.json ?? {}) as Json;
-  if (!ack.clickId || !temporal) return ack;
-  const { outcome, view } = await temporal.workflow.getHandle(requestId).query(clickOutcomeQuery, ack.clickId);
-  const verdict = outcome?.ok ? { ok: true, status: view.status } : { ok: false, error: outcome?.reason };
-  console.log(`   the workflow's verdict: ${JSON.stringify(verdict)}`);
+  // approve_edit only opens the modal: there is no verdict to wait for.
+  if (actionId === 'approve_edit' || !ack.clickId || !judge) return ack;
+  const verdict = await clickVerdict(judge, sent, ack);
+  console.log(`   the verdict: ${JSON.stringify(verdict)}`);
   return verdict;
+}
+
+/** The fake Slack's records, read over HTTP: dev:slack runs it in its own process. */
+async function ephemerals(): Promise<FakeSlackCall[]> {
+  const res = await fetch(`${fakeSlackUrl}/_fake/calls?method=chat.postEphemeral`);
+  if (!res.ok) throw new Error(`fake Slack at ${fakeSlackUrl}: ${res.status} (set FAKE_SLACK_URL)`);
+  return ((await res.json()) as { calls: FakeSlackCall[] }).calls;
 }
 
 async function submitEdits(requestId: string, userId: string, edits: Record<string, string>): Promise<Json> {
@@ -85,7 +99,8 @@ const settle = () => new Promise((r) => setTimeout(r, 400));
 
 async function main(): Promise<void> {
   const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
-  temporal = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
+  const temporal = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
+  judge = { readState: (id) => temporal.workflow.getHandle(id).query(stateQuery), ephemerals };
   try {
     await walk();
   } finally {
@@ -94,6 +109,14 @@ async function main(): Promise<void> {
 }
 
 async function walk(): Promise<void> {
+  const { requestId, token, firstHash } = await toFirstApproval();
+  const editedHash = await editAsBob(requestId, firstHash);
+  await finish(requestId, token, firstHash, editedHash);
+  console.log('\nDone: the dev:slack console shows every message, update, modal and ephemeral answer.');
+}
+
+/** Steps 1–4: the request, a refused early click, the persona, the first approval. */
+async function toFirstApproval(): Promise<{ requestId: string; token: string; firstHash: string }> {
   step('An agent asks to run a migration (POST /api/guard/request)');
   const created = await http('POST', '/api/guard/request', {
     action: 'run_migration',
@@ -123,7 +146,11 @@ async function walk(): Promise<void> {
   const approved = await click('approve', requestId, 'U_ALICE', `decide:${first.payloadHash}`);
   expectThat(approved.ok === true && approved.status === 'ready_for_approval', 'the message shows 1 of 2', approved);
   await settle();
+  return { requestId, token, firstHash: first.payloadHash as string };
+}
 
+/** Steps 5–7: the edit modal, a refused edit, the edit that voids Alice's approval. */
+async function editAsBob(requestId: string, firstHash: string): Promise<string> {
   step('Bob clicks "Approve with edits": the modal opens (views.open, see the dev:slack console)');
   await click('approve_edit', requestId, 'U_BOB');
   await settle();
@@ -141,16 +168,20 @@ async function walk(): Promise<void> {
   expectThat(Object.keys(applied).length === 0, 'the modal closes', applied);
   const edited = await status(requestId);
   expectThat(
-    edited.approvalsCount === 1 && edited.approvers[0] === 'U_BOB' && edited.payloadHash !== first.payloadHash,
+    edited.approvalsCount === 1 && edited.approvers[0] === 'U_BOB' && edited.payloadHash !== firstHash,
     "the edit counts as Bob's approval and voids Alice's (given to the old values)",
     edited,
   );
   await settle();
+  return edited.payloadHash as string;
+}
 
+/** Steps 8–9: a stale click refused, the deciding approval, the agent's answer. */
+async function finish(requestId: string, token: string, firstHash: string, editedHash: string): Promise<void> {
   step("Alice's old button is stale; she approves the edited request");
-  const stale = await click('approve', requestId, 'U_ALICE', `decide:${first.payloadHash}`);
+  const stale = await click('approve', requestId, 'U_ALICE', `decide:${firstHash}`);
   expectThat(stale.error === 'stale_payload', 'a click on the old values is refused', stale);
-  const final = await click('approve', requestId, 'U_ALICE', `decide:${edited.payloadHash}`);
+  const final = await click('approve', requestId, 'U_ALICE', `decide:${editedHash}`);
   expectThat(final.status === 'approved', 'approved; the message names who decided and has no buttons', final);
 
   step('The agent collects the decision (GET /api/guard/wait)');
@@ -161,7 +192,6 @@ async function walk(): Promise<void> {
     'the agent runs with the edited params (batch_size is the number 250)',
     decision,
   );
-  console.log('\nDone: the dev:slack console shows every message, update, modal and ephemeral answer.');
 }
 
 main().catch((err: unknown) => {

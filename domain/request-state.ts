@@ -86,7 +86,10 @@ export type Command =
   | { type: 'admin_decision'; decision: 'approve' | 'deny'; actor: string; reason?: string | undefined }
   | { type: 'escalate' }
   | { type: 'expire' }
-  /** The outcome of posting the Slack message; told in any status (a request may be decided before Slack answers). */
+  /**
+   * The outcome of posting the Slack message; told in any status (a request may be decided before Slack answers).
+   * It bumps the version only when the post failed.
+   */
   | { type: 'notify'; notification: Notification };
 
 export const REFUSAL_REASONS = [
@@ -157,7 +160,7 @@ export function initialState({ requestId, request, plan, createdAt, expiresAt }:
 
 const refuse = (reason: RefusalReason, message: string): Transition => ({ ok: false, reason, message });
 
-/** Applies one command. Refusals change nothing; every accepted command bumps `version`. */
+/** Applies one command. Refusals change nothing; every accepted command bumps `version` (but see `notify`). */
 export function reduce(state: RequestState, plan: Plan, command: Command, now: string): Transition {
   if (command.type === 'notify') return notify(state, command.notification);
   if (isTerminal(state.status)) return refuse('already_decided', `request is already ${state.status}`);
@@ -188,12 +191,16 @@ export function reduce(state: RequestState, plan: Plan, command: Command, now: s
   }
 }
 
+/**
+ * The post settled. Only a failure is news a waiter must hear (nobody was told: a new version wakes it); a posted or
+ * skipped message is the normal course and shows in the next read, without waking anyone.
+ */
 function notify(state: RequestState, notification: Notification): Transition {
   if (canonicalJson(notification) === canonicalJson(state.notification)) {
     return refuse('not_applicable', `notification is already ${notification.slack}`);
   }
-  const events: DomainEvent[] =
-    notification.slack === 'failed' ? [{ type: 'notification_failed', error: notification.error }] : [];
+  if (notification.slack !== 'failed') return { ok: true, state: { ...state, notification }, events: [] };
+  const events: DomainEvent[] = [{ type: 'notification_failed', error: notification.error }];
   return { ok: true, state: bump({ ...state, notification }), events };
 }
 

@@ -11,11 +11,6 @@ export type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 export type Decode = (payloads: Payload[]) => unknown[];
 
 const EventType = proto.temporal.api.enums.v1.EventType;
-/** Changes the history does not carry the state of: the state is read (a query) once their workflow task completed. */
-const OPAQUE_CHANGES = new Set<number>([
-  EventType.EVENT_TYPE_TIMER_FIRED,
-  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
-]);
 /** The end of the history other than a normal completion (whose result is the final view). */
 const ABNORMAL_ENDS = new Set<number>([
   EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
@@ -38,21 +33,19 @@ export type Reading = { view: RequestView } | { query: true } | null;
 
 /**
  * The latest state a batch of history shows. The last state-bearing event wins: the workflow's result, an
- * Update's result, or a timer/signal (read by a query once a workflow task completed after it).
+ * Update's result, or the memo the workflow writes at every change (a Signal's or a timer's too); a view too large
+ * for the memo is written as null, and read by a query (its workflow task has completed once the event is there).
  */
 export function readBatch(
   events: HistoryEvent[],
-  opaquePending: boolean,
   decodeView: (payloads: Payload[] | null | undefined) => RequestView | null,
-): { result: Reading; opaquePending: boolean } {
+): Reading {
   let result: Reading = null;
-  let pending = opaquePending;
   for (const e of events) {
     const type = Number(e.eventType);
     if (type === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED) {
       const view = decodeView(e.workflowExecutionCompletedEventAttributes?.result?.payloads);
       result = view ? { view } : { query: true };
-      pending = false;
     } else if (type === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED) {
       const success = e.workflowExecutionUpdateCompletedEventAttributes?.outcome?.success;
       // A refused command changed nothing.
@@ -65,20 +58,12 @@ export function readBatch(
       const payload = fields?.[VIEW_MEMO_KEY];
       if (!payload) continue;
       const view = decodeView([payload]);
-      if (view) {
-        result = { view };
-        pending = false;
-      }
-    } else if (OPAQUE_CHANGES.has(type)) {
-      pending = true;
-    } else if (type === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED && pending) {
-      result = { query: true };
-      pending = false;
+      result = view ? { view } : { query: true };
     } else if (ABNORMAL_ENDS.has(type)) {
       result = { query: true };
     }
   }
-  return { result, opaquePending: pending };
+  return result;
 }
 
 /** The workflow input of a request, from the first event of its history. */

@@ -18,8 +18,8 @@ interface Watch {
  * Wakes waiters (long-poll and SSE) when a request's state changes, without polling: one server-side
  * history long-poll per watched request, shared by every waiter on it in this process. The history carries
  * the states themselves: an Update's result, the memo the workflow writes at every change (a Signal's or a
- * timer's), the workflow's result. Only a change that carries none (histories from before the memo, a view too
- * large for it) costs a query, once its workflow task completed. Waiters hear only versions newer than theirs.
+ * timer's), the workflow's result. Only a view too large for the memo (written as null) costs a query.
+ * Waiters hear only versions newer than theirs.
  */
 export class StateWatcher {
   private readonly watches = new Map<string, Watch>();
@@ -121,8 +121,6 @@ export class StateWatcher {
   private async follow(requestId: string, watch: Watch): Promise<void> {
     let nextPageToken: Uint8Array | undefined;
     let failures = 0;
-    // A timer or signal seen whose workflow task has not completed yet: read the state when it has.
-    let opaquePending = false;
     while (!watch.abort.signal.aborted) {
       try {
         const res = await this.client.connection.withAbortSignal(watch.abort.signal, () =>
@@ -137,10 +135,9 @@ export class StateWatcher {
         failures = 0;
         const events = res.history?.events ?? [];
         const closed = !res.nextPageToken || res.nextPageToken.length === 0;
-        const reading = readBatch(events, opaquePending, (p) => this.decodeView(p));
-        opaquePending = reading.opaquePending;
-        if (reading.result && 'view' in reading.result) this.publish(reading.result.view);
-        else if (reading.result || (closed && !watch.latest)) this.deliver(watch, await this.current(requestId));
+        const reading = readBatch(events, (p) => this.decodeView(p));
+        if (reading && 'view' in reading) this.publish(reading.view);
+        else if (reading || (closed && !watch.latest)) this.deliver(watch, await this.current(requestId));
         // No token means the history is complete: the workflow has closed and nothing more will change.
         if (closed) return;
         nextPageToken = res.nextPageToken ?? undefined;

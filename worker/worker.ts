@@ -11,7 +11,7 @@ import type { AuditLog } from '../observability/audit.js';
 import type { Metrics } from '../observability/metrics.js';
 import { tracingWorkerOptions, type Tracing } from '../observability/tracing.js';
 import type { GuardSinks } from '../workflows/approval.js';
-import type { GuardEventBatch } from '../workflows/messages.js';
+import type { GuardEventBatch, SlackActivityContract } from '../workflows/messages.js';
 
 export interface WorkerDeps {
   connection: NativeConnection;
@@ -42,11 +42,12 @@ export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', impo
 export async function createGuardWorker(deps: WorkerDeps): Promise<Worker> {
   const { config, metrics, audit } = deps;
   const activities = {
-    ...createSlackActivities({
+    // The workflow calls them through the contract it was typed against (workflows/messages.ts).
+    ...(createSlackActivities({
       slack: deps.slack,
       metrics,
       updateQueue: config.SLACK_UPDATE_QUEUE ? { coalesceMs: config.SLACK_UPDATE_QUEUE_WINDOW_MS } : null,
-    }),
+    }) satisfies SlackActivityContract),
     ...createArchiveActivities({ archiveDir: config.RETENTION_ARCHIVE_DIR, metrics, audit }),
     ...createPurgeActivities({ client: deps.client, metrics, audit }),
   };
@@ -91,6 +92,9 @@ export function recordEvents(batch: GuardEventBatch, metrics: Metrics, audit: Au
         break;
       case 'request_escalated':
         metrics.escalations.inc({ action });
+        break;
+      case 'notification_failed':
+        metrics.slackNotificationFailures.inc({ action });
         break;
       case 'request_approved':
       case 'request_denied':

@@ -96,8 +96,9 @@ export const cancelUpdate = defineUpdate<RequestView, [CancelInput]>('cancel');
 export const adminDecisionUpdate = defineUpdate<RequestView, [AdminDecisionInput]>('adminDecision');
 
 /**
- * A Signal sent for a Slack click names itself with a click id (the workflow keeps its verdict for
- * `clickOutcomeQuery`) and says where to tell the clicker of a refusal (an ephemeral message, sent by an activity).
+ * A Signal sent for a Slack click names itself with a click id, derived from the Slack delivery (a replayed
+ * delivery has the same id, and the workflow applies an id at most once), and says where to tell the clicker of a
+ * refusal (an ephemeral message, sent by an activity).
  */
 export type Clicked<I> = I & { clickId?: string; replyTo?: ReplyTo };
 
@@ -112,17 +113,6 @@ export const stateQuery = defineQuery<RequestView>('state');
 
 /** The memo key under which the workflow keeps its latest view (null when too large for a memo). */
 export const VIEW_MEMO_KEY = 'view';
-
-/** What became of a Signal sent with a click id. */
-export type ClickOutcome = { ok: true; version: number } | { ok: false; reason: string; message: string };
-
-/** The outcome of a click (null: no Signal with that id has been applied yet) and the state after it. */
-export interface ClickAnswer {
-  outcome: ClickOutcome | null;
-  view: RequestView;
-}
-
-export const clickOutcomeQuery = defineQuery<ClickAnswer, [string]>('clickOutcome');
 
 /** Facts the workflow reports through a sink (not replayed) for audit lines and metrics. */
 export interface GuardEventBatch {

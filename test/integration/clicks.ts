@@ -1,43 +1,25 @@
 import { Client, Connection } from '@temporalio/client';
-import { clickOutcomeQuery, type ClickAnswer } from '../../workflows/messages.js';
+import { clickVerdict, type ClickJudge, type ClickResult, type SentClick } from '../../dev/click-verdict.js';
+import type { FakeSlack } from '../../dev/fake-slack.js';
+import { stateQuery } from '../../workflows/messages.js';
 
-/** A click's fate: applied (and the request's status after it) or refused (and why), or not sent at all. */
-export interface ClickResult {
-  ok: boolean;
-  status?: string;
-  error?: string;
-  text?: string;
-}
+export type { ClickJudge, ClickResult, SentClick };
 
-/** Asks a workflow what became of one click. */
-export type AskClick = (requestId: string, clickId: string) => Promise<ClickAnswer>;
+/** A click's verdict from Slack's answer, the workflow's state and the fake Slack's records (dev/click-verdict.ts). */
+export const clickResult = clickVerdict;
 
-/** Asks through a Temporal client, for tests whose API runs in another process. */
-export const askThrough =
-  (client: Client): AskClick =>
-  (requestId, clickId) =>
-    client.workflow.getHandle(requestId).query(clickOutcomeQuery, clickId);
-
-/**
- * The outcome of a click from the body Slack got: a refusal given at once (the request is gone, Temporal is
- * down), or, for a click Temporal recorded, the workflow's verdict on it (the query waits for the task that
- * applied it).
- */
-export async function clickResult(ask: AskClick, ackBody: unknown): Promise<ClickResult> {
-  const ack = (typeof ackBody === 'string' ? JSON.parse(ackBody) : ackBody) as ClickResult & {
-    clickId?: string;
-    requestId?: string;
+/** Judges clicks with the test's own Temporal client and the in-process fake Slack. */
+export function judgeWith(client: Client, fakeSlack: FakeSlack): ClickJudge {
+  return {
+    readState: (requestId) => client.workflow.getHandle(requestId).query(stateQuery),
+    ephemerals: () => fakeSlack.callsOf('chat.postEphemeral'),
   };
-  if (!ack.clickId || !ack.requestId) return ack;
-  const { outcome, view } = await ask(ack.requestId, ack.clickId);
-  if (!outcome) throw new Error(`click ${ack.clickId} on ${ack.requestId} not applied`);
-  return outcome.ok ? { ok: true, status: view.status } : { ok: false, error: outcome.reason, text: outcome.message };
 }
 
-/** A client of the integration tests' Temporal server, to ask clicks' outcomes when the API runs elsewhere. */
-export async function connectClicks(): Promise<{ ask: AskClick; close(): Promise<void> }> {
+/** A client of the integration tests' Temporal server, for suites whose API runs in another process. */
+export async function connectJudge(fakeSlack: FakeSlack): Promise<{ judge: ClickJudge; close(): Promise<void> }> {
   const address = process.env.TEMPORAL_TEST_ADDRESS;
   if (!address) throw new Error('TEMPORAL_TEST_ADDRESS is not set: run through the integration Jest project');
   const connection = await Connection.connect({ address });
-  return { ask: askThrough(new Client({ connection })), close: () => connection.close() };
+  return { judge: judgeWith(new Client({ connection }), fakeSlack), close: () => connection.close() };
 }

@@ -280,11 +280,13 @@ describe('Slack failing, clock skew', () => {
     ['299 s ahead', 299],
   ])('a Slack timestamp %s is accepted', async (_what, skew) => {
     const req = await h.create('simple');
+    const sent = { actionId: 'approve', requestId: req.requestId, userId: 'U_ALICE', channelId: 'C_APPROVALS' };
+    const sentAt = Date.now();
     const res = await sendInteraction(h.url, SIGNING_SECRET, clickOn(req.requestId), {
       timestampSec: skewedTimestamp(skew, 'inside'),
     });
     expect(res.status).toBe(200);
-    expect(await h.outcomeOf(res)).toMatchObject({ ok: true, status: 'approved' });
+    expect(await h.outcomeOf(res, { ...sent, sentAt })).toMatchObject({ ok: true, status: 'approved' });
   });
 
   test.each([

@@ -19,7 +19,7 @@ import {
   sendInteraction,
   type InteractionResponse,
 } from '../helpers/slack.js';
-import { askThrough, clickResult, type AskClick, type ClickResult } from './clicks.js';
+import { clickResult, judgeWith, type ClickResult, type SentClick } from './clicks.js';
 import { ADMIN_TOKEN, SIGNING_SECRET, TEST_POLICY } from './fixtures.js';
 
 // Suites import these with the harness; they live in fixtures.ts, which the harness builds on.
@@ -61,11 +61,11 @@ export interface Harness {
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<JsonResponse>;
   get(path: string): Promise<JsonResponse>;
   create(action: string, overrides?: Record<string, unknown>, headers?: Record<string, string>): Promise<Created>;
-  click(actionId: string, requestId: string, userId: string, opts?: { blockId?: string }): Promise<InteractionResponse>;
-  /** Clicks, then learns what became of the click, as the API does after answering Slack. */
+  click(actionId: string, requestId: string, userId: string, opts?: { blockId?: string }): Promise<Click>;
+  /** Clicks, then learns what became of the click: from Slack's answer, the workflow's state and its notices. */
   clickOutcome(actionId: string, requestId: string, userId: string, opts?: { blockId?: string }): Promise<ClickResult>;
-  /** What became of a click already sent, from Slack's answer (its text, or the parsed JSON). */
-  outcomeOf(res: { body: unknown }): Promise<ClickResult>;
+  /** What became of a click already sent (`sent`: who clicked what, for a click not sent by `click`). */
+  outcomeOf(res: { body: unknown; sent?: SentClick }, sent?: SentClick): Promise<ClickResult>;
   close(): Promise<void>;
 }
 
@@ -75,7 +75,10 @@ export interface JsonResponse {
   headers: Headers;
 }
 
-export type { ClickResult };
+export type { ClickResult, SentClick };
+
+/** Slack's answer to a click, with what was clicked. */
+export type Click = InteractionResponse & { sent: SentClick };
 
 export interface Created {
   token: string;
@@ -195,7 +198,7 @@ export async function startHarness(
     namespace: config.TEMPORAL_NAMESPACE,
   });
 
-  const ask: AskClick = askThrough(client);
+  const judge = judgeWith(client, fakeSlack);
   const harness: Harness = {
     url,
     config,
@@ -214,22 +217,27 @@ export async function startHarness(
       if (res.status !== 200) throw new Error(`create ${action} failed: ${res.status} ${JSON.stringify(res.body)}`);
       return res.body as Created;
     },
-    click: (actionId, requestId, userId, o = {}) =>
-      sendInteraction(
-        url,
-        SIGNING_SECRET,
-        blockActionPayload({
-          actionId,
-          value: requestId,
-          userId,
-          channelId: 'C_APPROVALS',
-          ...(o.blockId ? { blockId: o.blockId } : {}),
-        }),
-      ),
-    async clickOutcome(actionId, requestId, userId, o) {
-      return clickResult(ask, (await harness.click(actionId, requestId, userId, o)).body);
+    async click(actionId, requestId, userId, o = {}) {
+      const sent = { actionId, requestId, userId, channelId: 'C_APPROVALS', sentAt: Date.now() };
+      const payload = blockActionPayload({
+        actionId,
+        value: requestId,
+        userId,
+        channelId: sent.channelId,
+        ...(o.blockId ? { blockId: o.blockId } : {}),
+      });
+      return { ...(await sendInteraction(url, SIGNING_SECRET, payload)), sent };
     },
-    outcomeOf: (res) => clickResult(ask, res.body),
+    async clickOutcome(actionId, requestId, userId, o) {
+      // The state before the click tells its effect from an earlier one's (the request may be gone: no state).
+      const before = await judge.readState(requestId).catch(() => null);
+      const res = await harness.click(actionId, requestId, userId, o);
+      return clickResult(judge, res.sent, res.body, before);
+    },
+    outcomeOf(res, sent = res.sent) {
+      if (!sent) throw new Error('outcomeOf: say what was clicked (a click not sent by h.click)');
+      return clickResult(judge, sent, res.body);
+    },
     async close() {
       await api.close();
       await worker.shutdown();

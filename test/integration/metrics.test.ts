@@ -68,9 +68,10 @@ async function createOn(baseUrl: string, action: string, headers: Record<string,
 
 async function clickOn(baseUrl: string, actionId: string, requestId: string, userId: string): Promise<void> {
   const payload = blockActionPayload({ actionId, value: requestId, userId, channelId: 'C_APPROVALS' });
+  const sent = { actionId, requestId, userId, channelId: 'C_APPROVALS', sentAt: Date.now() };
   const res = await sendInteraction(baseUrl, SIGNING_SECRET, payload);
   expect(res.status).toBe(200);
-  expect(await h.outcomeOf(res)).toMatchObject({ ok: true });
+  expect(await h.outcomeOf(res, sent)).toMatchObject({ ok: true });
 }
 
 function submitEdit(requestId: string, steps: string) {

@@ -12,7 +12,7 @@ import { createMetrics } from '../../observability/metrics.js';
 import { freePort } from '../../temporal/dev-server.js';
 import { startWorker, type RunningWorker } from '../../worker/run.js';
 import { blockActionPayload, sendInteraction } from '../helpers/slack.js';
-import { clickResult, connectClicks } from './clicks.js';
+import { clickResult, connectJudge } from './clicks.js';
 import { ADMIN_TOKEN, requestBody, SIGNING_SECRET, startHarness, workflowBundle, type Harness } from './harness.js';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -228,7 +228,7 @@ describe('reload by SIGHUP in a real API process', () => {
   let auditPath: string;
   let url: string;
   let output = '';
-  let clicks: Awaited<ReturnType<typeof connectClicks>>;
+  let clicks: Awaited<ReturnType<typeof connectJudge>>;
 
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${url}${path}`, {
@@ -249,17 +249,16 @@ describe('reload by SIGHUP in a real API process', () => {
       .map((l) => JSON.parse(l) as Record<string, unknown>);
   const reloads = async () =>
     metricValue((await call('GET', '/metrics')).text, 'policy_reloads_total{source="sighup"}');
-  const approve = async (requestId: string, user: string) =>
-    clickResult(
-      clicks.ask,
-      (
-        await sendInteraction(
-          url,
-          SIGNING_SECRET,
-          blockActionPayload({ actionId: 'approve', value: requestId, userId: user, channelId: 'C_APPROVALS' }),
-        )
-      ).body,
-    );
+  const approve = async (requestId: string, user: string) => {
+    const sent = { actionId: 'approve', requestId, userId: user, channelId: 'C_APPROVALS', sentAt: Date.now() };
+    const payload = blockActionPayload({
+      actionId: 'approve',
+      value: requestId,
+      userId: user,
+      channelId: 'C_APPROVALS',
+    });
+    return clickResult(clicks.judge, sent, (await sendInteraction(url, SIGNING_SECRET, payload)).body);
+  };
   const hangUp = async (expected: string) => {
     const seen = (await auditLines()).filter((l) => l.event === expected).length;
     expect(process.kill(child.pid!, 'SIGHUP')).toBe(true);
@@ -295,7 +294,7 @@ describe('reload by SIGHUP in a real API process', () => {
       SLACK_API_URL: fakeSlack.url,
       RETENTION_ARCHIVE_DIR: join(dir, 'archive'),
     };
-    clicks = await connectClicks();
+    clicks = await connectJudge(fakeSlack);
     workerAudit = createAuditLog({ file: join(dir, 'worker-audit.ndjson') });
     worker = await startWorker({
       config: loadConfig(env),

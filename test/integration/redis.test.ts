@@ -106,7 +106,8 @@ const create = (base: string, agent: string) => post(base, '/api/guard/request',
 
 function signedClick(requestId: string) {
   const raw = formBody(blockActionPayload({ actionId: 'approve', value: requestId, userId: 'U_ALICE' }));
-  return { raw, headers: { ...signSlackRequest(SIGNING_SECRET, raw) } };
+  const sent = { actionId: 'approve', requestId, userId: 'U_ALICE', channelId: 'C0FAKECHAN', sentAt: Date.now() };
+  return { raw, headers: { ...signSlackRequest(SIGNING_SECRET, raw) }, sent };
 }
 
 async function securityEvents(metrics: Metrics, type: string): Promise<number> {
@@ -136,11 +137,11 @@ test('the limiter is shared: an agent’s capacity is consumed across both repli
 test('a Slack payload replayed to the second replica is refused with 400 replay_detected', async () => {
   const created = await create(h.url, 'other-bot');
   expect(created.status).toBe(200);
-  const { raw, headers } = signedClick(created.body.requestId as string);
+  const { raw, headers, sent } = signedClick(created.body.requestId as string);
   const first = await post(h.url, INTERACTIONS_PATH, raw, headers);
   expect(first.status).toBe(200);
   expect(first.body).toMatchObject({ ok: true, status: 'received' });
-  expect(await h.outcomeOf(first)).toMatchObject({ ok: true, status: 'approved' });
+  expect(await h.outcomeOf(first, sent)).toMatchObject({ ok: true, status: 'approved' });
   const before = await securityEvents(secondMetrics, 'replay');
   const replayed = await post(second.url, INTERACTIONS_PATH, raw, headers);
   expect(replayed).toMatchObject({ status: 400, body: { error: 'replay_detected' } });
@@ -171,7 +172,7 @@ test('Redis down: limits are skipped, Slack deliveries answer 503 (never uncheck
     accepted = await post(second.url, INTERACTIONS_PATH, click.raw, click.headers);
   }
   expect(accepted).toMatchObject({ status: 200, body: { ok: true, status: 'received' } });
-  expect(await h.outcomeOf(accepted)).toMatchObject({ ok: true, status: 'approved' });
+  expect(await h.outcomeOf(accepted, click.sent)).toMatchObject({ ok: true, status: 'approved' });
   expect(await post(h.url, INTERACTIONS_PATH, click.raw, click.headers)).toMatchObject({
     status: 400,
     body: { error: 'replay_detected' },

@@ -524,26 +524,30 @@ describe('notification (whether a human was told)', () => {
     notification,
   });
 
-  test('starts pending; a settled post bumps the version and says how it went', () => {
+  test.each([
+    { slack: 'posted', permalink: 'https://x/p1' },
+    { slack: 'posted', fallback: 'dm' },
+    { slack: 'skipped' },
+  ] as const)('starts pending; a post that settled as %j is recorded without waking anyone (same version)', (n) => {
     const { plan, state } = start();
     expect(state.notification).toEqual({ slack: 'pending' });
-    const { state: posted, events } = run(state, plan, [notify({ slack: 'posted', permalink: 'https://x/p1' })]);
-    expect(posted).toMatchObject({ notification: { slack: 'posted', permalink: 'https://x/p1' }, version: 2 });
-    expect(events).toEqual([]);
+    const t = reduce(state, plan, notify(n), NOW);
+    expect(t).toEqual({ ok: true, state: { ...state, notification: n }, events: [] });
   });
 
-  test('a failed post is a notification_failed fact', () => {
+  test('a failed post is news: a new version and a notification_failed fact', () => {
     const { plan, state } = start();
-    expect(run(state, plan, [notify({ slack: 'failed', error: 'channel_not_found' })]).events).toEqual([
-      { type: 'notification_failed', error: 'channel_not_found' },
-    ]);
+    const { state: failed, events } = run(state, plan, [notify({ slack: 'failed', error: 'channel_not_found' })]);
+    expect(failed).toMatchObject({ notification: { slack: 'failed', error: 'channel_not_found' }, version: 2 });
+    expect(events).toEqual([{ type: 'notification_failed', error: 'channel_not_found' }]);
   });
 
   test('is told in any status, a terminal one included, without touching the decision', () => {
     const { plan, state } = start();
     const { state: denied } = run(state, plan, [{ type: 'deny', userId: 'U_ALICE' }]);
-    const { state: told } = run(denied, plan, [notify({ slack: 'skipped' })]);
-    expect(told).toEqual({ ...denied, notification: { slack: 'skipped' }, version: denied.version + 1 });
+    const { state: told } = run(denied, plan, [notify({ slack: 'failed', error: 'invalid_auth' })]);
+    const failed = { slack: 'failed', error: 'invalid_auth' };
+    expect(told).toEqual({ ...denied, notification: failed, version: denied.version + 1 });
   });
 
   test('the same notification again changes nothing', () => {

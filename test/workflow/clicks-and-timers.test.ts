@@ -1,15 +1,17 @@
 /**
- * Slack clicks arrive as Signals carrying a click id, and the workflow keeps each one's verdict for the sender to
- * ask; both timers start with the request; the archive goes out beside the final Slack update.
+ * Slack clicks arrive as Signals carrying a click id, applied at most once per id, a refusal told to the clicker;
+ * both timers start with the request; the archive goes out beside the final Slack update.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import type { approvalWorkflow } from '../../workflows/approval.js';
+import { randomUUID } from 'node:crypto';
+import { MAX_CLICK_IDS } from '../../workflows/request.js';
 import {
   approveSignal,
-  clickOutcomeQuery,
+  approveUpdate,
   denySignal,
   personaAckSignal,
   stateQuery,
@@ -38,15 +40,20 @@ async function eventTypes(handle: Handle): Promise<number[]> {
   return ((await handle.fetchHistory()).events ?? []).map((e) => Number(e.eventType));
 }
 
-describe('click outcomes', () => {
-  test('each click is kept with its verdict: applied with the version it made, or refused with the reason', async () => {
+describe('clicks', () => {
+  test('each click is applied or refused; a refused one is told to its clicker with the reason', async () => {
+    const mocks = mockActivities();
     const plan = makePlan({
       minApprovals: 2,
       approvers: ['U_ALICE', 'U_BOB', 'U_REQ'],
       personas: [{ name: 'Security', members: ['U_SEC'] }],
     });
-    await withWorker({ env, bundle }, async (taskQueue) => {
+    await withWorker({ env, bundle, mocks }, async (taskQueue) => {
       const handle = await start(await approvalInput(env, { plan }), taskQueue);
+      const { version } = await eventually(
+        () => handle.query(stateQuery),
+        (v) => v.notification.slack === 'posted',
+      );
       const clicks = [
         ['early', approveSignal, { userId: 'U_ALICE' }],
         ['stranger-ack', personaAckSignal, { persona: 'Security', userId: 'U_ALICE' }],
@@ -57,33 +64,31 @@ describe('click outcomes', () => {
         ['outsider-deny', denySignal, { userId: 'U_MALLORY' }],
       ] as const;
       for (const [clickId, signal, input] of clicks) {
-        await handle.signal(signal as typeof approveSignal, { ...(input as { userId: string }), clickId });
+        const replyTo = { channel: 'C_APPROVALS', user: (input as { userId: string }).userId };
+        await handle.signal(signal as typeof approveSignal, { ...(input as { userId: string }), clickId, replyTo });
       }
-      // The query waits for the task applying the signals sent before it: every verdict is there.
-      const verdicts = Object.fromEntries(
-        await Promise.all(
-          clicks.map(async ([clickId]) => [clickId, (await handle.query(clickOutcomeQuery, clickId)).outcome]),
-        ),
-      );
-      expect(verdicts).toEqual({
-        early: { ok: false, reason: 'not_ready', message: expect.any(String) },
-        'stranger-ack': { ok: false, reason: 'not_authorized', message: expect.any(String) },
-        ack: { ok: true, version: 2 },
-        self: { ok: false, reason: 'self_approval', message: expect.any(String) },
-        first: { ok: true, version: 3 },
-        again: { ok: false, reason: 'duplicate', message: expect.any(String) },
-        'outsider-deny': { ok: false, reason: 'not_authorized', message: expect.any(String) },
-      });
-      const answer = await handle.query(clickOutcomeQuery, 'never-sent');
-      expect(answer.outcome).toBeNull();
-      expect(answer.view).toMatchObject({
+      // A query is answered after the task that applied the Signals sent before it: two were applied.
+      expect(await handle.query(stateQuery)).toMatchObject({
         status: 'ready_for_approval',
-        version: 3,
+        version: version + 2,
         approvals: [{ userId: 'U_ALICE' }],
+        personaState: { Security: { acked: true, by: 'U_SEC' } },
       });
-      // A signal without a click id (operator tooling) is applied all the same.
+      await eventually(
+        () => handle.query(stateQuery),
+        () => mocks.calls.tellRefusal.length === 5,
+      );
+      // The notices are activities running side by side: their order is not the clicks' order.
+      expect(mocks.calls.tellRefusal.map((n) => `${n.replyTo.user} ${n.reason}`).sort()).toEqual([
+        'U_ALICE duplicate',
+        'U_ALICE not_authorized',
+        'U_ALICE not_ready',
+        'U_MALLORY not_authorized',
+        'U_REQ self_approval',
+      ]);
+      // A Signal without a click id (operator tooling) is applied all the same.
       await handle.signal(approveSignal, { userId: 'U_BOB' });
-      expect(await handle.result()).toMatchObject({ status: 'approved', decidedBy: 'U_BOB', version: 4 });
+      expect(await handle.result()).toMatchObject({ status: 'approved', decidedBy: 'U_BOB', version: version + 3 });
     });
   });
 
@@ -110,19 +115,79 @@ describe('click outcomes', () => {
     });
   });
 
-  test('only the latest 100 verdicts are kept', async () => {
-    const plan = makePlan({ approvers: ['U_ALICE'], personas: [] });
-    await withWorker({ env, bundle }, async (taskQueue) => {
-      const handle = await start(await approvalInput(env, { plan }), taskQueue);
-      for (let i = 0; i < 105; i++) await handle.signal(approveSignal, { userId: 'U_MALLORY', clickId: `c${i}` });
-      const outcome = async (id: string) => (await handle.query(clickOutcomeQuery, id)).outcome;
-      expect(await outcome('c104')).toMatchObject({ ok: false, reason: 'not_authorized' });
-      expect(await outcome('c5')).toMatchObject({ ok: false, reason: 'not_authorized' });
-      expect(await outcome('c4')).toBeNull();
-      expect(await outcome('c0')).toBeNull();
-      expect((await handle.query(stateQuery)).version).toBe(1);
+  // A delivery replayed after an API restart (no replay cache survived) reaches the workflow again with the same id.
+  test('a click id is applied at most once, refused or not, also by a worker replaying the history', async () => {
+    const mocks = mockActivities();
+    const plan = makePlan({ minApprovals: 2, personas: [] });
+    const taskQueue = `tq-${randomUUID()}`;
+    const input = await approvalInput(env, { plan });
+    const replyTo = (user: string) => ({ channel: 'C_APPROVALS', user });
+    const approve = (userId: string, clickId: string) => ({ userId, clickId, replyTo: replyTo(userId) });
+    // No cache (so no sticky queue): every workflow task replays the history, and the second worker takes over at once.
+    const handle = await withWorker({ env, bundle, mocks, taskQueue, maxCachedWorkflows: 0 }, async () => {
+      const h = await start(input, taskQueue);
+      await h.signal(approveSignal, approve('U_ALICE', 'c-alice'));
+      await h.signal(approveSignal, approve('U_MALLORY', 'c-mallory'));
+      await h.signal(approveSignal, approve('U_ALICE', 'c-alice'));
+      await h.signal(approveSignal, approve('U_MALLORY', 'c-mallory'));
+      expect(await h.query(stateQuery)).toMatchObject({ approvals: [{ userId: 'U_ALICE' }] });
+      await eventually(
+        () => h.query(stateQuery),
+        () => mocks.calls.tellRefusal.length > 0,
+      );
+      return h;
     });
+    // Another worker replays the history: the ids seen are seen again.
+    await withWorker({ env, bundle, mocks, taskQueue, maxCachedWorkflows: 0 }, async () => {
+      await handle.signal(approveSignal, approve('U_ALICE', 'c-alice'));
+      await handle.signal(approveSignal, approve('U_MALLORY', 'c-mallory'));
+      const view = await handle.query(stateQuery);
+      expect(view).toMatchObject({ status: 'ready_for_approval', approvals: [{ userId: 'U_ALICE' }] });
+      await handle.signal(approveSignal, approve('U_ALICE', 'c-alice-2'));
+      await eventually(
+        () => handle.query(stateQuery),
+        () => mocks.calls.tellRefusal.length === 2,
+      );
+      await handle.signal(approveSignal, approve('U_BOB', 'c-bob'));
+      expect(await handle.result()).toMatchObject({
+        status: 'approved',
+        decidedBy: 'U_BOB',
+        version: view.version + 1,
+      });
+    });
+    // Told once per click id: Mallory's first, and Alice's second click (a new id: a real duplicate).
+    expect(mocks.calls.tellRefusal.map((n) => [n.replyTo.user, n.reason])).toEqual([
+      ['U_MALLORY', 'not_authorized'],
+      ['U_ALICE', 'duplicate'],
+    ]);
   });
+
+  test(`a request remembers ${MAX_CLICK_IDS} click ids; clicks past that are refused, never forgotten`, async () => {
+    const mocks = mockActivities();
+    const plan = makePlan({ approvers: ['U_ALICE'], personas: [] });
+    await withWorker({ env, bundle, mocks }, async (taskQueue) => {
+      const handle = await start(await approvalInput(env, { plan }), taskQueue);
+      for (let batch = 0; batch < MAX_CLICK_IDS; batch += 100) {
+        await Promise.all(
+          Array.from({ length: 100 }, (_, i) =>
+            handle.signal(approveSignal, { userId: 'U_MALLORY', clickId: `c${batch + i}` }),
+          ),
+        );
+      }
+      const replyTo = { channel: 'C_APPROVALS', user: 'U_ALICE' };
+      await handle.signal(approveSignal, { userId: 'U_ALICE', clickId: 'one-too-many', replyTo });
+      await handle.signal(approveSignal, { userId: 'U_ALICE', clickId: 'c0', replyTo });
+      expect(await handle.query(stateQuery)).toMatchObject({ status: 'ready_for_approval', approvals: [] });
+      await eventually(
+        () => handle.query(stateQuery),
+        () => mocks.calls.tellRefusal.length > 0,
+      );
+      expect(mocks.calls.tellRefusal).toEqual([{ replyTo, reason: 'limit_exceeded', message: expect.any(String) }]);
+      // Updates (the API, admins) still decide.
+      await handle.executeUpdate(approveUpdate, { args: [{ userId: 'U_ALICE' }] });
+      expect(await handle.result()).toMatchObject({ status: 'approved' });
+    });
+  }, 120_000);
 });
 
 describe('timers and the end of a request', () => {

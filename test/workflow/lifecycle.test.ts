@@ -20,11 +20,13 @@ import {
   personaAckSignal,
   personaAckUpdate,
   stateQuery,
+  VIEW_MEMO_KEY,
   type ApprovalInput,
+  type PostOutcome,
   type RequestView,
 } from '../../workflows/messages.js';
 import type { approvalWorkflow } from '../../workflows/approval.js';
-import { makePlan } from '../fixtures/plans.js';
+import { makePlan, makeRequest } from '../fixtures/plans.js';
 import {
   approvalInput,
   eventRecorder,
@@ -59,6 +61,16 @@ function start(input: ApprovalInput, taskQueue: string): Promise<Handle> {
   });
 }
 
+/**
+ * Starts a request and waits for its Slack post to settle, which bumps the version once (the notification): tests
+ * that count versions start from the one returned.
+ */
+async function startPosted(input: ApprovalInput, taskQueue: string): Promise<{ handle: Handle; version: number }> {
+  const handle = await start(input, taskQueue);
+  const view = await eventually(query(handle), (v) => v.notification.slack !== 'pending');
+  return { handle, version: view.version };
+}
+
 /** Skips the test server's clock to `targetMs` (a time on that clock). */
 async function sleepUntil(targetMs: number): Promise<void> {
   const remaining = targetMs - (await env.currentTimeMs());
@@ -84,6 +96,7 @@ async function taskThatHandled(handle: Handle, type: proto.temporal.api.enums.v1
 function expectSideEffectsOf(final: RequestView, mocks: ActivityMocks, input: ApprovalInput): void {
   const { slack, ...finalState } = final;
   expect(slack).toEqual(SLACK_REF);
+  expect(final.notification).toEqual({ slack: 'posted' });
   expect(mocks.calls.postRequestMessage).toHaveLength(1);
   expect(mocks.calls.updateRequestMessage.at(-1)?.state).toEqual(finalState);
   expect(mocks.calls.updateRequestMessage.at(-1)?.ref).toEqual(SLACK_REF);
@@ -285,7 +298,7 @@ describe('persona gating over Updates', () => {
     });
     await withWorker({ env, bundle, mocks }, async (taskQueue) => {
       const input = await approvalInput(env, { plan });
-      const handle = await start(input, taskQueue);
+      const { handle, version: v } = await startPosted(input, taskQueue);
       const approve = () => handle.executeUpdate(approveUpdate, { args: [{ userId: 'U_ALICE' }] });
       const ack = (persona: string, userId: string) =>
         handle.executeUpdate(personaAckUpdate, { args: [{ persona, userId }] });
@@ -298,14 +311,14 @@ describe('persona gating over Updates', () => {
       ).toBe('not_ready');
       expect(await refusalOf(ack('Security', 'U_ALICE'))).toBe('not_authorized');
       expect(await refusalOf(ack('Legal', 'U_SEC'))).toBe('unknown_persona');
-      expect(await handle.query(stateQuery)).toMatchObject({ version: 1, status: 'awaiting_personas' });
+      expect(await handle.query(stateQuery)).toMatchObject({ version: v, status: 'awaiting_personas' });
 
-      expect(await ack('Security', 'U_SEC')).toMatchObject({ status: 'awaiting_personas', version: 2 });
+      expect(await ack('Security', 'U_SEC')).toMatchObject({ status: 'awaiting_personas', version: v + 1 });
       expect(await refusalOf(approve())).toBe('not_ready');
-      expect(await ack('DBA', 'U_BOB')).toMatchObject({ status: 'ready_for_approval', version: 3 });
+      expect(await ack('DBA', 'U_BOB')).toMatchObject({ status: 'ready_for_approval', version: v + 2 });
       expect(await refusalOf(ack('DBA', 'U_CAROL'))).toBe('already_acked');
 
-      expect(await approve()).toMatchObject({ status: 'approved', decidedBy: 'U_ALICE', version: 4 });
+      expect(await approve()).toMatchObject({ status: 'approved', decidedBy: 'U_ALICE', version: v + 3 });
       const final = await handle.result();
       expect(final.personaState).toEqual({
         Security: { acked: true, by: 'U_SEC', at: expect.any(String) },
@@ -323,7 +336,7 @@ describe('decisions over Updates', () => {
     const plan = makePlan({ minApprovals: 2, approvers: ['U_ALICE', 'U_BOB', 'U_REQ'] });
     await withWorker({ env, bundle, mocks, sinks: recorder.sinks }, async (taskQueue) => {
       const input = await approvalInput(env, { plan });
-      const handle = await start(input, taskQueue);
+      const { handle, version: v } = await startPosted(input, taskQueue);
       const approve = (userId: string) => handle.executeUpdate(approveUpdate, { args: [{ userId }] });
 
       expect(await refusalOf(approve('U_MALLORY'))).toBe('not_authorized');
@@ -337,7 +350,7 @@ describe('decisions over Updates', () => {
 
       const final = await handle.result();
       expect(final).toEqual(await handle.query(stateQuery));
-      expect(final.version).toBe(3);
+      expect(final.version).toBe(v + 2);
       expect(recorder.types()).toEqual([
         'request_created',
         'approval_recorded',
@@ -414,7 +427,7 @@ describe('decisions over Updates', () => {
     const mocks = mockActivities();
     await withWorker({ env, bundle, mocks }, async (taskQueue) => {
       const input = await approvalInput(env, { plan: makePlan({ personas: PERSONAS }) });
-      const handle = await start(input, taskQueue);
+      const { handle } = await startPosted(input, taskQueue);
       const view = await decide(handle);
       expect(view).toMatchObject(expected);
       const final = await handle.result();
@@ -430,12 +443,12 @@ describe('Signals of the same names', () => {
     const mocks = mockActivities();
     await withWorker({ env, bundle, mocks }, async (taskQueue) => {
       const input = await approvalInput(env, { plan: makePlan({ personas: [PERSONAS[0]!] }) });
-      const handle = await start(input, taskQueue);
+      const { handle, version: v } = await startPosted(input, taskQueue);
       await handle.signal(personaAckSignal, { persona: 'Security', userId: 'U_SEC' });
       await eventually(query(handle), (v) => v.status === 'ready_for_approval');
       await handle.signal(approveSignal, { userId: 'U_ALICE' });
       const final = await handle.result();
-      expect(final).toMatchObject({ status: 'approved', decidedBy: 'U_ALICE', version: 3 });
+      expect(final).toMatchObject({ status: 'approved', decidedBy: 'U_ALICE', version: v + 2 });
       expectSideEffectsOf(final, mocks, input);
     });
   });
@@ -444,7 +457,7 @@ describe('Signals of the same names', () => {
     const plan = makePlan({ minApprovals: 2, approvers: ['U_ALICE', 'U_BOB', 'U_REQ'], personas: [] });
     await withWorker({ env, bundle }, async (taskQueue) => {
       const input = await approvalInput(env, { plan });
-      const handle = await start(input, taskQueue);
+      const { handle, version: v } = await startPosted(input, taskQueue);
       // Signals are applied in order: once the last, accepted one shows, the refused ones before it were handled.
       await handle.signal(approveSignal, { userId: 'U_MALLORY' });
       await handle.signal(approveSignal, { userId: 'U_REQ' });
@@ -453,11 +466,11 @@ describe('Signals of the same names', () => {
       await handle.signal(approveSignal, { userId: 'U_ALICE' });
       await handle.signal(approveSignal, { userId: 'U_ALICE' });
       const view = await eventually(query(handle), (v) => v.approvals.length === 1);
-      expect(view).toMatchObject({ status: 'ready_for_approval', version: 2, reason: null, decidedBy: null });
+      expect(view).toMatchObject({ status: 'ready_for_approval', version: v + 1, reason: null, decidedBy: null });
 
       await handle.signal(approveSignal, { userId: 'U_BOB' });
       const final = await handle.result();
-      expect(final).toMatchObject({ status: 'approved', decidedBy: 'U_BOB', version: 3 });
+      expect(final).toMatchObject({ status: 'approved', decidedBy: 'U_BOB', version: v + 2 });
       expect(final.approvals.map((a) => a.userId)).toEqual(['U_ALICE', 'U_BOB']);
     });
   });
@@ -490,15 +503,140 @@ describe('Slack', () => {
         throw ApplicationFailure.nonRetryable('chat.postMessage failed: channel_not_found', 'slack_channel_not_found');
       },
     });
+    const recorder = eventRecorder();
     const plan = makePlan({ escalation: { escalateBeforeSec: 600, channel: 'C_ESC', minApprovals: null } });
-    await withWorker({ env, bundle, mocks }, async (taskQueue) => {
+    await withWorker({ env, bundle, mocks, sinks: recorder.sinks }, async (taskQueue) => {
       const input = await approvalInput(env, { plan });
       const handle = await start(input, taskQueue);
       const final = await handle.result();
-      expect(final).toMatchObject({ status: 'expired', escalated: true, slack: null });
+      expect(final).toMatchObject({
+        status: 'expired',
+        escalated: true,
+        slack: null,
+        notification: { slack: 'failed', error: 'chat.postMessage failed: channel_not_found' },
+      });
+      expect(recorder.batches.flatMap((b) => b.events).filter((e) => e.type === 'notification_failed')).toEqual([
+        { type: 'notification_failed', error: 'chat.postMessage failed: channel_not_found' },
+      ]);
       expect(mocks.calls.updateRequestMessage).toHaveLength(0);
       expect(mocks.calls.postEscalationNotice).toEqual([expect.objectContaining({ ref: null })]);
       expect(mocks.calls.archiveRequest).toEqual([{ input, final }]);
+    });
+  });
+  test.each<[string, PostOutcome, RequestView['notification']]>([
+    [
+      'posted, with its permalink',
+      { slack: 'posted', ...SLACK_REF, permalink: 'https://slack/p1' },
+      { slack: 'posted', permalink: 'https://slack/p1' },
+    ],
+    [
+      'posted as the minimal fallback',
+      { slack: 'posted', ...SLACK_REF, fallback: 'minimal' },
+      { slack: 'posted', fallback: 'minimal' },
+    ],
+    [
+      'refused by every fallback',
+      { slack: 'failed', error: 'invalid_blocks' },
+      { slack: 'failed', error: 'invalid_blocks' },
+    ],
+    ['skipped (no token or channel)', { slack: 'skipped' }, { slack: 'skipped' }],
+  ])('the post %s is the notification in the view and the memo', async (_n, outcome, notification) => {
+    const mocks = mockActivities({ postRequestMessage: async () => outcome });
+    await withWorker({ env, bundle, mocks }, async (taskQueue) => {
+      const handle = await start(await approvalInput(env), taskQueue);
+      const view = await eventually(query(handle), (v) => v.notification.slack !== 'pending');
+      // Only a failure is news that wakes waiters (a new version); the rest shows in the next read.
+      expect(view).toMatchObject({
+        notification,
+        version: outcome.slack === 'failed' ? 2 : 1,
+        slack: outcome.slack === 'posted' ? SLACK_REF : null,
+      });
+      const memo = (await handle.describe()).memo?.[VIEW_MEMO_KEY] as RequestView;
+      expect(memo).toEqual(view);
+      // The notification changes nothing on screen: no update until the decision.
+      await handle.executeUpdate(approveUpdate, { args: [{ userId: 'U_ALICE' }] });
+      await handle.result();
+      expect(mocks.calls.updateRequestMessage.map((c) => c.state.status)).toEqual(
+        outcome.slack === 'posted' ? ['approved'] : [],
+      );
+    });
+  });
+
+  test('params the message could not show go to its thread once per payload hash', async () => {
+    const mocks = mockActivities({
+      postRequestMessage: async (input) => {
+        mocks.calls.postRequestMessage.push(input);
+        return { slack: 'posted', ...SLACK_REF, paramsCut: true };
+      },
+      updateRequestMessage: async (input) => {
+        mocks.calls.updateRequestMessage.push(input);
+        return { paramsCut: true };
+      },
+    });
+    const plan = makePlan({
+      minApprovals: 3,
+      overrides: { allowed: true, keys: ['steps'], schema: null, maxKeys: 10, maxChars: 100 },
+    });
+    await withWorker({ env, bundle, mocks }, async (taskQueue) => {
+      const handle = await start(await approvalInput(env, { plan }), taskQueue);
+      const first = await handle.executeUpdate(approveUpdate, { args: [{ userId: 'U_ALICE' }] });
+      await eventually(query(handle), () => mocks.calls.updateRequestMessage.length > 0);
+      const edited = await handle.executeUpdate(approveWithEditsUpdate, {
+        args: [{ userId: 'U_BOB', changes: { steps: 9 } }],
+      });
+      await handle.executeUpdate(approveUpdate, { args: [{ userId: 'U_ALICE' }] });
+      await handle.executeUpdate(approveUpdate, { args: [{ userId: 'U_CAROL' }] });
+      await handle.result();
+      expect(mocks.calls.updateRequestMessage.length).toBeGreaterThan(1);
+      expect(mocks.calls.postParamsThread.map((c) => [c.state.payloadHash, c.ref])).toEqual([
+        [first.payloadHash, SLACK_REF],
+        [edited.payloadHash, SLACK_REF],
+      ]);
+    });
+  });
+
+  test('a post that fails for good (retries exhausted) ends as failed with its error; decisions still work', async () => {
+    const recorder = eventRecorder();
+    const mocks = mockActivities({
+      postRequestMessage: async () => {
+        throw ApplicationFailure.nonRetryable('chat.postMessage failed: ratelimited', 'slack_unavailable');
+      },
+    });
+    await withWorker({ env, bundle, mocks, sinks: recorder.sinks }, async (taskQueue) => {
+      const handle = await start(await approvalInput(env), taskQueue);
+      await eventually(query(handle), (v) => v.notification.slack === 'failed');
+      expect(await handle.executeUpdate(denyUpdate, { args: [{ userId: 'U_BOB' }] })).toMatchObject({
+        status: 'denied',
+        notification: { slack: 'failed', error: 'chat.postMessage failed: ratelimited' },
+      });
+      await handle.result();
+      expect(recorder.types()).toEqual(['request_created', 'notification_failed', 'request_denied']);
+    });
+  });
+});
+
+describe('the memo', () => {
+  test('every change writes the view there; a view too large for it is written empty (readers query)', async () => {
+    await withWorker({ env, bundle }, async (taskQueue) => {
+      const small = await start(await approvalInput(env), taskQueue);
+      const large = await start(
+        await approvalInput(env, { request: makeRequest({ params: { script: 'x'.repeat(20_000) } }) }),
+        taskQueue,
+      );
+      // Both decided before either result is awaited: awaiting a result skips the clock to the other's expiry.
+      for (const handle of [small, large]) await handle.executeUpdate(approveUpdate, { args: [{ userId: 'U_ALICE' }] });
+      await Promise.all([small.result(), large.result()]);
+      const memos = async (handle: Handle) =>
+        ((await handle.fetchHistory()).events ?? [])
+          .filter((e) => Number(e.eventType) === EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED)
+          .map((e) => e.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields?.[VIEW_MEMO_KEY])
+          .map((payload) =>
+            payload ? env.client.options.loadedDataConverter.payloadConverter.fromPayload(payload) : 'absent',
+          );
+      const smallMemos = (await memos(small)) as RequestView[];
+      expect(smallMemos.map((v) => v.status)).toContain('approved');
+      expect(await memos(large)).toEqual(smallMemos.map(() => undefined));
+      expect((await large.describe()).memo?.[VIEW_MEMO_KEY]).toBeUndefined();
     });
   });
 });

@@ -1,19 +1,20 @@
 /**
  * Determinism: histories of the approval workflow must replay against the current workflow code. A change
- * that alters the commands of requests in flight (without patching) fails here before it fails in production.
+ * that alters the commands of requests in flight (without patching) fails here before it fails in production
+ * (docs/workflow-versioning.md). One recorded history per scenario of ./scenarios.ts.
  */
 import proto from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { eventRecorder, useSuite, withWorker } from './harness.js';
-import { approveWithPersonas } from './scenarios.js';
+import { mismatches, runScenario, SCENARIOS } from './scenarios.js';
 
 type History = proto.temporal.api.history.v1.IHistory;
 
-const FIXTURE = fileURLToPath(new URL('../fixtures/histories/approve-with-personas.json', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('../fixtures/histories/', import.meta.url));
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
@@ -25,8 +26,9 @@ useSuite((s) => ({ env, bundle } = s));
  * (The SDK's `historyFromJSON` would read Temporal's JSON export format, but it fails in this install: npm keeps
  * separate protobufjs@8 copies under @temporalio/common and @temporalio/proto, and protojson checks `instanceof`.)
  */
-async function fixture(): Promise<History> {
-  return proto.temporal.api.history.v1.History.fromObject(JSON.parse(await readFile(FIXTURE, 'utf8')));
+async function fixture(name: string): Promise<History> {
+  const json = JSON.parse(await readFile(`${FIXTURES}${name}.json`, 'utf8'));
+  return proto.temporal.api.history.v1.History.fromObject(json);
 }
 
 const eventTypes = (history: History) =>
@@ -39,34 +41,37 @@ async function replay(history: History, workflowBundle = bundle): Promise<void> 
   expect(recorder.batches).toEqual([]);
 }
 
-test('a live persona-ack + two-approval run replays against the current code', async () => {
-  const { handle, final } = await withWorker({ env, bundle }, (taskQueue) => approveWithPersonas(env, taskQueue));
-  expect(final).toMatchObject({ status: 'approved', approvals: [{ userId: 'U_ALICE' }, { userId: 'U_BOB' }] });
-  const history = await handle.fetchHistory();
-  expect(eventTypes(history)).toEqual(
-    expect.arrayContaining([
-      'EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED',
-      'EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED',
-      'EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED',
-    ]),
-  );
-  await replay(history);
+test('every recorded history belongs to a scenario, and every scenario has one', async () => {
+  const files = (await readdir(FIXTURES)).filter((f) => f.endsWith('.json')).map((f) => f.replace(/\.json$/, ''));
+  expect(files.sort()).toEqual(SCENARIOS.map((s) => s.name).sort());
 });
 
-test('the recorded history fixture replays against the current code', async () => {
-  const history = await fixture();
-  const types = eventTypes(history);
-  expect(types[0]).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_STARTED');
-  expect(types.at(-1)).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED');
-  expect(types.filter((t) => t === 'EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED')).toHaveLength(2);
-  expect(types).toContain('EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED');
-  await replay(history);
+describe.each(SCENARIOS.map((s) => [s.name, s] as const))('%s', (_name, scenario) => {
+  test('the recorded history replays against the current code', async () => {
+    const history = await fixture(scenario.name);
+    const types = eventTypes(history);
+    expect(types[0]).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_STARTED');
+    expect(types.at(-1)).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED');
+    expect(types).toEqual(expect.arrayContaining(scenario.covers));
+    await replay(history);
+  });
+
+  test('a live run ends as expected and replays against the current code', async () => {
+    const mocks = scenario.mocks?.();
+    const { handle, final } = await withWorker({ env, bundle, ...(mocks ? { mocks } : {}) }, (taskQueue) =>
+      runScenario(env, scenario, taskQueue),
+    );
+    expect(mismatches(scenario, final)).toEqual([]);
+    await replay(await handle.fetchHistory());
+  });
 });
 
-test('a determinism break fails the replay (the check above can fail)', async () => {
+test('a determinism break fails the replay (the checks above can fail)', async () => {
   const broken = await bundleWorkflowCode({
     workflowsPath: fileURLToPath(new URL('./nondeterministic-workflow.ts', import.meta.url)),
     logger: new DefaultLogger('ERROR'),
   });
-  await expect(replay(await fixture(), broken)).rejects.toBeInstanceOf(DeterminismViolationError);
+  await expect(replay(await fixture('approve-with-personas'), broken)).rejects.toBeInstanceOf(
+    DeterminismViolationError,
+  );
 }, 60_000);

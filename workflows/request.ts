@@ -1,0 +1,208 @@
+import {
+  ApplicationFailure,
+  log,
+  proxySinks,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+  type Sinks,
+} from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
+import { trace } from '@opentelemetry/api';
+import {
+  initialState,
+  isTerminal,
+  reduce,
+  type Command,
+  type Notification,
+  type RefusalReason,
+  type RequestState,
+} from '../domain/request-state.js';
+import { GUARD_SEARCH_ATTRIBUTE_KEYS as sa } from '../temporal/search-attributes.js';
+import { notices } from './activities.js';
+import * as msg from './messages.js';
+
+export interface GuardSinks extends Sinks {
+  guard: { events(batch: msg.GuardEventBatch): void };
+}
+
+const { guard } = proxySinks<GuardSinks>();
+
+/** Views of larger requests (big params) stay out of the memo, which Temporal keeps in its visibility store. */
+const VIEW_MEMO_MAX_CHARS = 16_384;
+/**
+ * Click ids a request remembers: a request gets a handful of clicks, so this is generous, and an id is never
+ * forgotten while the request lives (a replayed delivery must not count twice). Clicks past it are refused.
+ */
+export const MAX_CLICK_IDS = 1_000;
+const MAX_CLICK_ID_CHARS = 200;
+
+type Outcome = { ok: true } | { ok: false; reason: RefusalReason; message: string };
+
+/**
+ * One approval request as the workflow holds it: the reducer's state plus what only the workflow knows (where the
+ * message lives in Slack, which clicks were seen, side effects still in flight). Every handler goes through here,
+ * so each accepted command is recorded (search attributes, memo) and reported (sink) the same way.
+ */
+export class ApprovalRequest {
+  state: RequestState;
+  slackRef: msg.SlackRef | null = null;
+  private readonly clickIds = new Set<string>();
+  /** Payload hashes whose full params were posted in the message's thread. */
+  readonly paramsThreaded = new Set<string>();
+  /** Side effects the request must not end before (refusal and escalation notices). */
+  private inFlight = 0;
+
+  constructor(readonly input: msg.ApprovalInput) {
+    this.state = initialState(input);
+  }
+
+  get plan() {
+    return this.input.plan;
+  }
+
+  get decided(): boolean {
+    return isTerminal(this.state.status);
+  }
+
+  /** True once the first post attempt settled (posted, failed or skipped). */
+  get postSettled(): boolean {
+    return this.state.notification.slack !== 'pending';
+  }
+
+  get idle(): boolean {
+    return this.inFlight === 0;
+  }
+
+  view(): msg.RequestView {
+    return { ...this.state, slack: this.slackRef };
+  }
+
+  /** An Update: applies the command, or throws the refusal to the caller. */
+  apply(command: Command): msg.RequestView {
+    const outcome = this.attempt(command, nowIso());
+    if (!outcome.ok) throw refusal(outcome.reason, outcome.message);
+    return this.view();
+  }
+
+  /** An Update's validator: refuses without writing anything into the history. */
+  validate(command: Command): void {
+    if (this.overdue()) throw refusal('already_decided', 'request expired');
+    const t = reduce(this.state, this.plan, command, nowIso());
+    if (!t.ok) throw refusal(t.reason, t.message);
+  }
+
+  /**
+   * A Signal (a Slack click, operator tooling). A click id is applied at most once: a delivery Slack or an API
+   * replays after a restart carries the same id and changes nothing. A refused click is told to its clicker.
+   */
+  click(command: Command, { clickId, replyTo }: { clickId?: unknown; replyTo?: unknown }): void {
+    const id =
+      typeof clickId === 'string' && clickId.length > 0 && clickId.length <= MAX_CLICK_ID_CHARS ? clickId : null;
+    if (id !== null && this.clickIds.has(id)) {
+      log.info('click already applied', { clickId: id });
+      return;
+    }
+    let outcome: Outcome;
+    if (id !== null && this.clickIds.size >= MAX_CLICK_IDS) {
+      outcome = { ok: false, reason: 'limit_exceeded', message: `this request took its ${MAX_CLICK_IDS} clicks` };
+    } else {
+      if (id !== null) this.clickIds.add(id);
+      outcome = this.attempt(command, nowIso());
+    }
+    if (outcome.ok) return;
+    log.info('signal refused', { command: command.type, reason: outcome.reason });
+    const to = asReplyTo(replyTo);
+    if (to) this.track(notices.tellRefusal({ replyTo: to, reason: outcome.reason, message: outcome.message }));
+  }
+
+  /** A timer's command, stamped with its deadline; a refusal (already decided) is simply nothing to do. */
+  fire(command: Command, at: string): boolean {
+    return this.attempt(command, at).ok;
+  }
+
+  notify(notification: Notification): void {
+    this.attempt({ type: 'notify', notification }, nowIso());
+  }
+
+  /** Runs a side effect the request waits for before it ends; its failure is logged, never fatal. */
+  track(effect: Promise<unknown>): void {
+    this.inFlight += 1;
+    void effect
+      .catch((err: unknown) => log.warn('notice failed', { error: String(err) }))
+      .finally(() => (this.inFlight -= 1));
+  }
+
+  report(events: msg.GuardEventBatch['events']): void {
+    guard.events({
+      requestId: this.input.requestId,
+      action: this.input.request.action,
+      createdAt: this.input.createdAt,
+      at: nowIso(),
+      // The span the workflow tracing interceptors made active: the request's run, or the Update/Signal's handler.
+      traceId: trace.getActiveSpan()?.spanContext().traceId ?? null,
+      redaction: this.plan.redaction,
+      events,
+    });
+  }
+
+  private attempt(command: Command, at: string): Outcome {
+    // A decision and the expiry timer can land in the same workflow task, and the SDK applies the message first:
+    // past expiresAt the request is expired, whatever arrives.
+    if (command.type !== 'expire' && command.type !== 'notify' && this.overdue()) {
+      this.attempt({ type: 'expire' }, this.input.expiresAt);
+    }
+    const t = reduce(this.state, this.plan, command, at);
+    if (!t.ok) return t;
+    this.state = t.state;
+    this.record();
+    this.report(t.events);
+    return { ok: true };
+  }
+
+  private overdue(): boolean {
+    return !this.decided && Date.now() >= Date.parse(this.input.expiresAt);
+  }
+
+  /**
+   * Every state change goes into the memo as the whole view (null when too large: readers then query), so the
+   * history carries each new state, a Signal's or a timer's too: API replicas wake their waiters without a query,
+   * and the Temporal UI shows it. Search attributes are written only when they change.
+   */
+  private record(): void {
+    const changed = searchAttributeChanges(this.state);
+    if (changed.length > 0) upsertSearchAttributes(changed);
+    const view = this.view();
+    upsertMemo({ [msg.VIEW_MEMO_KEY]: JSON.stringify(view).length <= VIEW_MEMO_MAX_CHARS ? view : null });
+  }
+}
+
+function searchAttributeChanges(state: RequestState): SearchAttributeUpdatePair[] {
+  const current = workflowInfo().typedSearchAttributes;
+  const pending = isTerminal(state.status)
+    ? []
+    : Object.entries(state.personaState)
+        .filter(([, p]) => !p.acked)
+        .map(([name]) => name);
+  const pairs: SearchAttributeUpdatePair[] = [];
+  if (current.get(sa.GuardStatus) !== state.status) pairs.push({ key: sa.GuardStatus, value: state.status });
+  const shown = current.get(sa.GuardPersonasPending) ?? [];
+  if (shown.join('\n') !== pending.join('\n')) pairs.push({ key: sa.GuardPersonasPending, value: pending });
+  return pairs;
+}
+
+function refusal(type: string, message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type, message, nonRetryable: true });
+}
+
+/** A Signal's `replyTo`, if well formed (anyone with Temporal access can send a Signal). */
+function asReplyTo(value: unknown): msg.ReplyTo | null {
+  const r = value as Partial<msg.ReplyTo> | null | undefined;
+  return r && typeof r.channel === 'string' && typeof r.user === 'string' && r.channel && r.user
+    ? { channel: r.channel, user: r.user }
+    : null;
+}
+
+export function nowIso(): string {
+  return new Date().toISOString();
+}

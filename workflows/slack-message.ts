@@ -1,0 +1,90 @@
+import { ActivityFailure, condition, log } from '@temporalio/workflow';
+import type { Notification, RequestState } from '../domain/request-state.js';
+import { slack } from './activities.js';
+import type { PostOutcome, SlackRef, UpdateHint } from './messages.js';
+import type { ApprovalRequest } from './request.js';
+
+/**
+ * Keeps the Slack message equal to the state: posts it once (the outcome becomes the request's `notification`),
+ * then renders the latest state whenever the version moved. A burst of changes becomes one update, and Slack
+ * being down never blocks a decision.
+ */
+export async function syncSlackMessage(req: ApprovalRequest): Promise<void> {
+  const shown = req.state;
+  const posted = await post(req, shown);
+  const before = req.state.version;
+  req.notify(notificationOf(posted));
+  if (posted.slack !== 'posted') return;
+  const ref: SlackRef = { channel: posted.channel, ts: posted.ts };
+  // The post shows the state it was given; anything that changed while Slack answered is rendered next (the
+  // notification itself changes nothing on screen).
+  let rendered = before === shown.version ? req.state.version : shown.version;
+  let hint: UpdateHint = posted;
+  await threadParams(req, shown, ref, hint);
+  while (!(req.decided && rendered === req.state.version)) {
+    await condition(() => req.state.version !== rendered);
+    // The worker's update queue asks for a pause so a burst becomes one update; a decision goes out at once.
+    if (hint.coalesceMs && !req.decided) await condition(() => req.decided, hint.coalesceMs);
+    const snapshot = req.state;
+    hint = await update(req, snapshot, ref);
+    await threadParams(req, snapshot, ref, hint);
+    rendered = snapshot.version;
+  }
+}
+
+/** The escalation notice, in the request's thread once the post settled (or alone when there is no message). */
+export async function postEscalationNotice(req: ApprovalRequest): Promise<void> {
+  await condition(() => req.postSettled);
+  const { request, plan } = req.input;
+  await slack.postEscalationNotice({ request, plan, state: req.state, ref: req.slackRef });
+}
+
+async function post(req: ApprovalRequest, state: RequestState): Promise<PostOutcome> {
+  const { request, plan } = req.input;
+  try {
+    const outcome = await slack.postRequestMessage({ request, plan, state });
+    // The address first: the view recorded with the notification then says where the message is.
+    if (outcome.slack === 'posted') req.slackRef = { channel: outcome.channel, ts: outcome.ts };
+    return outcome;
+  } catch (err) {
+    // Retries ran out (Slack down for the whole hour) or a refusal the activity did not turn into an outcome.
+    const error = failureMessage(err);
+    log.error('posting the Slack message failed', { error });
+    return { slack: 'failed', error };
+  }
+}
+
+async function update(req: ApprovalRequest, state: RequestState, ref: SlackRef): Promise<UpdateHint> {
+  const { request, plan } = req.input;
+  try {
+    return (await slack.updateRequestMessage({ request, plan, state, ref })) ?? {};
+  } catch (err) {
+    log.error('updating the Slack message failed', { error: failureMessage(err) });
+    return {};
+  }
+}
+
+/** The full params go to the message's thread when the message could not show them: once per payload hash. */
+async function threadParams(req: ApprovalRequest, state: RequestState, ref: SlackRef, hint: UpdateHint) {
+  if (!hint.paramsCut || req.paramsThreaded.has(state.payloadHash)) return;
+  req.paramsThreaded.add(state.payloadHash);
+  const { request, plan } = req.input;
+  await slack.postParamsThread({ request, plan, state, ref }).catch((err: unknown) => {
+    log.error('posting the params thread failed', { error: failureMessage(err) });
+  });
+}
+
+function notificationOf(outcome: PostOutcome): Notification {
+  if (outcome.slack !== 'posted') return outcome;
+  return {
+    slack: 'posted',
+    ...(outcome.permalink ? { permalink: outcome.permalink } : {}),
+    ...(outcome.fallback ? { fallback: outcome.fallback } : {}),
+  };
+}
+
+/** An activity's own failure message (`slack_channel_not_found: ...`), not the SDK's wrapper around it. */
+function failureMessage(err: unknown): string {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof Error ? cause.message : String(cause);
+}
