@@ -20,6 +20,7 @@ import type { GuardSinks } from '../../workflows/approval.js';
 import type { ApprovalInput, GuardEventBatch, RequestView } from '../../workflows/messages.js';
 import { workflowsPath } from '../../worker/worker.js';
 import { makePlan, makeRequest } from '../fixtures/plans.js';
+import { eventually as untilDefined } from '../helpers/eventually.js';
 import { createTimeSkippingEnv } from './helpers.js';
 
 /**
@@ -181,16 +182,17 @@ export async function refusalOf(promise: Promise<unknown>): Promise<string> {
 }
 
 /** Polls a query until `done` holds; for effects that arrive asynchronously (signals, timers after a sleep). */
-export async function eventually(
+export function eventually(
   read: () => Promise<RequestView>,
   done: (view: RequestView) => boolean,
   timeoutMs = 5000,
 ): Promise<RequestView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const view = await read();
-    if (done(view)) return view;
-    if (Date.now() > deadline) throw new Error(`condition not met; last state: ${JSON.stringify(view)}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  let last: RequestView | null = null;
+  const probe = async () => {
+    last = await read();
+    return done(last) ? last : undefined;
+  };
+  return untilDefined(probe, { timeoutMs, intervalMs: 20, what: 'the workflow state' }).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}; last state: ${JSON.stringify(last)}`);
+  });
 }
