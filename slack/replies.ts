@@ -1,5 +1,6 @@
 import type { BlockAction } from '@slack/bolt';
 import type { WebClient } from '@slack/web-api';
+import { renderNotice } from '../domain/slack-message.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ReplyTo } from '../workflows/messages.js';
 
@@ -40,7 +41,9 @@ export function ephemeralTeller(slackCall: SlackCall, enabled: boolean): Tell {
   return (client, body, text) => {
     const to = replyTo(body);
     if (!enabled || !to) return;
-    slackCall('chat.postEphemeral', () => client.chat.postEphemeral({ ...to, text })).catch(() => {
+    // Escaped and cut like every other notice: a reducer message can carry persona or key names.
+    const notice = renderNotice(text);
+    slackCall('chat.postEphemeral', () => client.chat.postEphemeral({ ...to, ...notice })).catch(() => {
       // The refusal already went back in the HTTP answer; an ephemeral that fails is not worth a retry.
     });
   };
