@@ -66,7 +66,12 @@ async function main(): Promise<void> {
     },
     () => fake.close(),
   );
-  console.error(`[guard] Walk through it: GUARD_URL=${stack.apiUrl} npm run dev:walkthrough`);
+  // The walkthrough also asks Temporal about each click: name the server, so a non-default port works as printed.
+  const { TEMPORAL_ADDRESS: temporal, TEMPORAL_NAMESPACE: namespace } = stack.config;
+  const ns = namespace === 'default' ? '' : ` TEMPORAL_NAMESPACE=${namespace}`;
+  console.error(
+    `[guard] Walk through it: GUARD_URL=${stack.apiUrl} TEMPORAL_ADDRESS=${temporal}${ns} npm run dev:walkthrough`,
+  );
 }
 
 function isMainModule(): boolean {
