@@ -8,6 +8,7 @@ import { loggerOptions, registerHttpHardening } from './http-hardening.js';
 import { registerOpenApi } from './openapi.js';
 import { registerRateLimit } from './rate-limit.js';
 import { declareRouteSecurity } from './route-config.js';
+import { actionRoutes } from './routes/actions.js';
 import { adminRequestRoutes } from './routes/admin-requests.js';
 import { adminRoutes } from './routes/admin.js';
 import { guardRoutes } from './routes/guard.js';
@@ -21,6 +22,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated agent's name, when AGENT_API_KEYS is set. */
     agentName: string | null;
+    /** On admin routes: the operator the x-admin-token names (ADMIN_TOKENS), or `admin` (ADMIN_TOKEN). */
+    adminName: string | null;
   }
 }
 
@@ -42,6 +45,7 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
     logController: new LogController({ disableRequestLogging: true }),
   });
   app.decorateRequest('agentName', null);
+  app.decorateRequest('adminName', null);
   registerHttpMetrics(app, deps.metrics);
   registerErrorHandler(app);
   // Security hooks before any route, in this order: identify the agent, limit its rate, then refuse the unknown.
@@ -57,6 +61,7 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
   for (const routes of [
     healthRoutes,
     guardRoutes,
+    actionRoutes,
     lifecycleRoutes,
     streamRoutes,
     receiptRoutes,

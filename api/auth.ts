@@ -61,9 +61,8 @@ export function registerRouteAuth(app: FastifyInstance, deps: Pick<ApiDeps, 'con
     const auth = routeAuth(req.routeOptions.config);
     if (auth === 'admin') {
       const given = req.headers['x-admin-token'];
-      if (adminFor(deps.config, given) === null) {
-        refuse(req, given === undefined ? 'missing_admin_token' : 'invalid_admin_token');
-      }
+      req.adminName = adminFor(deps.config, given);
+      if (req.adminName === null) refuse(req, given === undefined ? 'missing_admin_token' : 'invalid_admin_token');
     } else if (auth === 'agent' && keys.length > 0 && req.agentName === null) {
       reply.header('www-authenticate', 'Bearer');
       refuse(req, req.headers.authorization === undefined ? 'missing_agent_key' : 'invalid_agent_key');
@@ -71,9 +70,22 @@ export function registerRouteAuth(app: FastifyInstance, deps: Pick<ApiDeps, 'con
   });
 }
 
-/** The admin a presented x-admin-token belongs to, or null (no ADMIN_TOKEN configured: nobody). */
-export function adminFor(config: Pick<ApiDeps['config'], 'ADMIN_TOKEN'>, given: unknown): string | null {
-  const expected = config.ADMIN_TOKEN;
-  if (!expected || typeof given !== 'string') return null;
-  return safeEqual(given, expected) ? 'admin' : null;
+/**
+ * The operator a presented x-admin-token belongs to: a name of ADMIN_TOKENS, or `admin` for ADMIN_TOKEN; null for
+ * anything else (neither configured: nobody). Every token is compared, so timing tells nothing about which.
+ */
+export function adminFor(
+  config: Pick<ApiDeps['config'], 'ADMIN_TOKEN' | 'ADMIN_TOKENS'>,
+  given: unknown,
+): string | null {
+  if (typeof given !== 'string') return null;
+  const tokens = [
+    ...parseAgentKeys(config.ADMIN_TOKENS),
+    ...(config.ADMIN_TOKEN ? [{ name: 'admin', key: config.ADMIN_TOKEN }] : []),
+  ];
+  let found: string | null = null;
+  for (const { name, key } of tokens) {
+    if (safeEqual(given, key) && found === null) found = name;
+  }
+  return found;
 }

@@ -10,6 +10,9 @@ export function currentPlan(deps: Pick<ApiDeps, 'policy' | 'config'>, action: st
     overrideMaxKeys: deps.config.OVERRIDE_MAX_KEYS,
     overrideMaxChars: deps.config.OVERRIDE_MAX_CHARS,
   });
-  if (!result.ok) throw new HttpError(403, 'policy_denied', { detail: result.reason });
+  if (!result.ok) {
+    const actions = Object.keys(loaded.policy.actions);
+    throw new HttpError(403, 'policy_denied', { detail: `${result.reason}; actions: ${actions.join(', ')}`, actions });
+  }
   return result.plan;
 }

@@ -12,13 +12,18 @@ import { dirname } from 'node:path';
 import {
   RECEIPT_VERSION,
   parseReceiptClaims,
+  type Outcome,
   type ReceiptClaims,
   type ReceiptKeyResponse,
+  type VerifyResponse,
 } from '../domain/api-schemas.js';
 import { isTerminal } from '../domain/request-state.js';
 import type { RequestView } from '../workflows/messages.js';
 
 export type VerifiedReceipt = { valid: true } & Omit<ReceiptClaims, 'v' | 'kid'>;
+
+/** Receipts of views frozen before plans carried a receipt lifetime. */
+const DEFAULT_RECEIPT_TTL_SEC = 3600;
 
 /**
  * Decision receipts: `base64url(JSON claims).base64url(Ed25519 signature over the first segment)`. Anyone with
@@ -45,9 +50,26 @@ export function createReceiptSigner(privateKeyPem: string) {
         approvers: view.approvals.map((a) => a.userId),
         decidedBy: view.decidedBy,
         decidedAt: view.decidedAt,
+        exp: Math.floor(Date.parse(view.decidedAt) / 1000) + (view.receiptTtlSec ?? DEFAULT_RECEIPT_TTL_SEC),
+        via: view.decidedVia ?? 'api',
+        breakGlass: view.breakGlass ?? false,
       };
       const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
       return `${body}.${sign(null, Buffer.from(body), privateKey).toString('base64url')}`;
+    },
+    /**
+     * A receipt this service signed, still valid at `nowMs` and stating `outcome` (default `approved`: a denial must
+     * never read as a licence to run); why not otherwise.
+     */
+    check(receipt: string, opts: { outcome?: Outcome | 'any'; nowMs?: number } = {}): VerifyResponse {
+      const claims = this.verify(receipt);
+      if (!claims) return { valid: false, reason: 'invalid' };
+      const expected = opts.outcome ?? 'approved';
+      if (expected !== 'any' && claims.outcome !== expected) {
+        return { valid: false, reason: 'outcome_mismatch', outcome: claims.outcome };
+      }
+      if ((opts.nowMs ?? Date.now()) >= claims.exp * 1000) return { valid: false, reason: 'expired' };
+      return claims;
     },
     /** The claims of a receipt this service signed, or null for anything tampered, foreign or malformed. */
     verify(receipt: string): VerifiedReceipt | null {

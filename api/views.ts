@@ -7,6 +7,15 @@ function approverIds(view: RequestView): string[] {
   return view.approvals.map((a) => a.userId);
 }
 
+/** Views frozen before a field existed read as its default. */
+function decision(view: RequestView) {
+  return {
+    decidedVia: view.decidedVia ?? null,
+    breakGlass: view.breakGlass ?? false,
+    notification: view.notification ?? { slack: 'pending' as const },
+  };
+}
+
 /**
  * Body of `GET|POST /api/guard/wait` and of each SSE `state` event: terminal answers carry the effective params
  * the agent may run and a signed receipt of the decision.
@@ -29,6 +38,7 @@ export function waitBody(view: RequestView, receipts: ReceiptSigner): StateRespo
     reason: view.reason,
     payloadHash: view.payloadHash,
     version: view.version,
+    ...decision(view),
     ...(terminal
       ? { effectiveParams: view.effectiveParams, overridden: view.overrides.length > 0, receipt: receipts.issue(view) }
       : {}),
@@ -55,6 +65,7 @@ export function statusBody(view: RequestView, receipts: ReceiptSigner): StatusRe
     payloadHash: view.payloadHash,
     overrides: view.overrides.map((o) => ({ by: o.by, at: o.at, keys: Object.keys(o.diff) })),
     version: view.version,
+    ...decision(view),
     ...(receipt ? { receipt } : {}),
   };
 }

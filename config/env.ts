@@ -39,7 +39,10 @@ export const envSchema = z
 
     POLICY_PATH: z.string().min(1).default('policies/policy.yaml'),
     TOKEN_SECRET: optionalString,
+    /** The one operator token (its holder acts as `admin`); ADMIN_TOKENS names each operator instead. */
     ADMIN_TOKEN: optionalString,
+    /** Named operators, `name:token,...`: the name is the actor of every admin act done with that token. */
+    ADMIN_TOKENS: agentKeys,
     AGENT_API_KEYS: agentKeys,
     /** Ed25519 private key (PEM, `\n` escapes allowed) that signs decision receipts; generated in development. */
     RECEIPT_PRIVATE_KEY: optionalString
@@ -76,17 +79,18 @@ export const envSchema = z
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV !== 'production') return;
-    const required = [
-      'SLACK_SIGNING_SECRET',
-      'SLACK_BOT_TOKEN',
-      'TOKEN_SECRET',
-      'ADMIN_TOKEN',
-      'RECEIPT_PRIVATE_KEY',
-    ] as const;
+    const required = ['SLACK_SIGNING_SECRET', 'SLACK_BOT_TOKEN', 'TOKEN_SECRET', 'RECEIPT_PRIVATE_KEY'] as const;
     for (const key of required) {
       // Socket Mode deliveries come over the app-token's socket, unsigned: no signing secret to check them with.
       if (key === 'SLACK_SIGNING_SECRET' && env.SLACK_APP_TOKEN) continue;
       if (!env[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'is required when NODE_ENV=production' });
+    }
+    if (!env.ADMIN_TOKEN && !env.ADMIN_TOKENS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ADMIN_TOKEN'],
+        message: 'or ADMIN_TOKENS is required when NODE_ENV=production',
+      });
     }
   });
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { createRequestSchema } from './request-schema.js';
-import { STATUSES } from './request-state.js';
+import { DECISION_VIAS, STATUSES } from './request-state.js';
 
 /**
  * The agent-facing wire contract (SPEC section 3) as zod schemas: the routes parse with them, the OpenAPI document
@@ -38,7 +38,13 @@ export const tokenQuerySchema = z.object({ token: token.optional() });
 export const tokenBodySchema = z.object({ token: token.optional() }).loose();
 export const statusQuerySchema = z.object({ requestId: z.string().optional() });
 export const cancelBodySchema = z.object({ token: token.optional(), reason: z.string().trim().max(2000).optional() });
-export const verifyBodySchema = z.object({ receipt: z.string().max(8192) });
+export const verifyBodySchema = z.object({
+  receipt: z.string().max(8192),
+  outcome: z
+    .enum(['approved', 'denied', 'expired', 'cancelled', 'any'])
+    .default('approved')
+    .describe('The outcome the receipt must state (default approved: a denial is no licence to run)'),
+});
 
 export const statusSchema = z.enum(STATUSES);
 export const outcomeSchema = statusSchema.extract(['approved', 'denied', 'expired', 'cancelled']);
@@ -51,6 +57,8 @@ export const errorResponseSchema = z.object({
   message: z.string().optional(),
   details: z.array(z.unknown()).optional(),
   retryAfterSec: z.number().optional(),
+  actions: z.array(z.string()).optional().describe('policy_denied: the actions that exist'),
+  requestId: z.string().optional().describe('idempotency_conflict: the request the key belongs to'),
 });
 export type ErrorResponse = z.infer<typeof errorResponseSchema>;
 
@@ -76,6 +84,23 @@ export type CreatedResponse = z.infer<typeof createdResponseSchema>;
 
 const personaAckSchema = z.object({ acked: z.boolean(), by: z.string().nullable(), at: z.string().nullable() });
 
+/** Whether a human was told, and where (SPEC section 10). */
+export const notificationSchema = z
+  .object({
+    slack: z.enum(['pending', 'posted', 'failed', 'skipped']),
+    error: z.string().optional().describe('failed: why nothing could be posted'),
+    permalink: z.string().optional().describe('posted: a link to the message'),
+    fallback: z.enum(['minimal', 'dm']).optional().describe('posted: the rich message was refused, this went out'),
+  })
+  .describe('pending until the first post settles; failed means no human was told');
+
+/** How a decided request was decided (null while open). */
+const decisionFields = {
+  decidedVia: z.enum(DECISION_VIAS).nullable(),
+  breakGlass: z.boolean().describe('An operator decided past the quorum or the personas'),
+  notification: notificationSchema,
+};
+
 /** Body of `GET|POST /api/guard/wait` and of each `wait-sse` state event. */
 export const stateResponseSchema = z.object({
   requestId: z.string(),
@@ -93,6 +118,7 @@ export const stateResponseSchema = z.object({
   reason: z.string().nullable(),
   payloadHash: z.string(),
   version: z.number().int(),
+  ...decisionFields,
   effectiveParams: z
     .record(z.string(), z.unknown())
     .optional()
@@ -119,6 +145,7 @@ export const statusResponseSchema = z.object({
   payloadHash: z.string(),
   overrides: z.array(z.object({ by: z.string(), at: z.string(), keys: z.array(z.string()) })),
   version: z.number().int(),
+  ...decisionFields,
   receipt: z.string().optional().describe('Terminal answers: the signed decision receipt'),
 });
 export type StatusResponse = z.infer<typeof statusResponseSchema>;
@@ -150,9 +177,9 @@ export const receiptClaimsSchema = z.strictObject({
   approvers: z.array(z.string()),
   decidedBy: z.string().nullable(),
   decidedAt: z.string(),
-  // Issue 17 (SPEC section 10); optional until every signer sets them.
-  exp: z.number().int().optional().describe('Expiry, seconds since the epoch: verification refuses it afterwards'),
-  via: z.enum(['slack', 'api', 'admin']).optional().describe('How the decision was made'),
+  exp: z.number().int().describe('Expiry, seconds since the epoch: verification refuses it afterwards'),
+  via: z.enum(DECISION_VIAS).describe('How the decision was made: slack, api (requester or expiry) or admin'),
+  breakGlass: z.boolean().describe('An operator decided past the quorum or the personas'),
 });
 export type ReceiptClaims = z.infer<typeof receiptClaimsSchema>;
 
@@ -166,10 +193,18 @@ export function parseReceiptClaims(body: string): ReceiptClaims | null {
   }
 }
 
+/** Why a receipt does not verify: not ours (or tampered), past its `exp`, or another outcome than expected. */
+export const RECEIPT_REFUSALS = ['invalid', 'expired', 'outcome_mismatch'] as const;
+
 export const verifyResponseSchema = z.union([
   receiptClaimsSchema.omit({ v: true, kid: true }).extend({ valid: z.literal(true) }),
-  z.object({ valid: z.literal(false) }),
+  z.object({
+    valid: z.literal(false),
+    reason: z.enum(RECEIPT_REFUSALS),
+    outcome: outcomeSchema.optional().describe('outcome_mismatch: the outcome the receipt states'),
+  }),
 ]);
+export type VerifyResponse = z.infer<typeof verifyResponseSchema>;
 
 export const receiptKeyResponseSchema = z.object({
   kid: z.string(),

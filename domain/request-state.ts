@@ -72,18 +72,40 @@ export interface RequestState {
   decidedAt: string | null;
   decidedBy: string | null;
   reason: string | null;
+  /**
+   * How the decision was made: `slack` (clicks and the edit modal), `admin` (an operator's admin route), `api` (the
+   * requester's cancel, or the service's own expiry timer). Null while open.
+   */
+  decidedVia: DecisionVia | null;
+  /** An operator decided past the quorum or the personas (admin break-glass). */
+  breakGlass: boolean;
+  /** A receipt of the decision expires this long after it (the plan's receiptTtlSec). */
+  receiptTtlSec: number;
   notification: Notification;
   /** Bumped on every transition; waiters compare it to learn that something changed. */
   version: number;
 }
+
+export const DECISION_VIAS = ['slack', 'api', 'admin'] as const;
+export type DecisionVia = (typeof DECISION_VIAS)[number];
 
 export type Command =
   | { type: 'persona_ack'; persona: string; userId: string }
   | { type: 'approve'; userId: string; seenPayloadHash?: string | undefined }
   | { type: 'deny'; userId: string; reason?: string | undefined }
   | { type: 'override'; userId: string; changes: Record<string, unknown> }
-  | { type: 'cancel'; actor: string; reason?: string | undefined }
-  | { type: 'admin_decision'; decision: 'approve' | 'deny'; actor: string; reason?: string | undefined }
+  | { type: 'cancel'; actor: string; reason?: string | undefined; via?: DecisionVia | undefined }
+  /**
+   * An operator's decision. A denial is final at once; an approval counts as the operator's own (personas first,
+   * then the quorum) unless `breakGlass` decides past both.
+   */
+  | {
+      type: 'admin_decision';
+      decision: 'approve' | 'deny';
+      actor: string;
+      reason?: string | undefined;
+      breakGlass?: boolean | undefined;
+    }
   | { type: 'escalate' }
   | { type: 'expire' }
   /**
@@ -153,6 +175,9 @@ export function initialState({ requestId, request, plan, createdAt, expiresAt }:
     decidedAt: null,
     decidedBy: null,
     reason: null,
+    decidedVia: null,
+    breakGlass: false,
+    receiptTtlSec: plan.receiptTtlSec,
     notification: { slack: 'pending' },
     version: 1,
   };
@@ -175,19 +200,13 @@ export function reduce(state: RequestState, plan: Plan, command: Command, now: s
     case 'override':
       return applyOverride(state, plan, command, now);
     case 'cancel':
-      return decide(state, 'cancelled', command.actor, command.reason ?? null, now);
+      return decide(state, 'cancelled', command.actor, command.reason ?? null, now, { via: command.via ?? 'api' });
     case 'admin_decision':
-      return decide(
-        state,
-        command.decision === 'approve' ? 'approved' : 'denied',
-        command.actor,
-        command.reason ?? null,
-        now,
-      );
+      return adminDecision(state, command, now);
     case 'escalate':
       return escalate(state, plan, now);
     case 'expire':
-      return decide(state, 'expired', 'system', null, now);
+      return decide(state, 'expired', 'system', null, now, { via: 'api' });
   }
 }
 
@@ -249,7 +268,13 @@ function approve(
   return recordApproval(state, { userId, at: now, payloadHash: state.payloadHash }, now, []);
 }
 
-function recordApproval(state: RequestState, approval: Approval, now: string, prior: DomainEvent[]): Transition {
+function recordApproval(
+  state: RequestState,
+  approval: Approval,
+  now: string,
+  prior: DomainEvent[],
+  how: DecidedHow = { via: 'slack' },
+): Transition {
   const approvals = [...state.approvals, approval];
   const events: DomainEvent[] = [
     ...prior,
@@ -262,14 +287,56 @@ function recordApproval(state: RequestState, approval: Approval, now: string, pr
   ];
   const next = bump({ ...state, approvals });
   if (approvals.length < state.minApprovals) return { ok: true, state: next, events };
-  const decided = decide(next, 'approved', approval.userId, null, now);
+  const decided = decide(next, 'approved', approval.userId, null, now, how);
   return decided.ok
     ? { ...decided, state: { ...decided.state, version: next.version }, events: [...events, ...decided.events] }
     : decided;
 }
 
-function decide(state: RequestState, status: Status, actor: string, reason: string | null, now: string): Transition {
-  const next = bump({ ...state, status, decidedAt: now, decidedBy: actor, reason });
+function adminDecision(
+  state: RequestState,
+  command: Extract<Command, { type: 'admin_decision' }>,
+  now: string,
+): Transition {
+  const { actor, decision, breakGlass = false } = command;
+  const reason = command.reason ?? null;
+  const admin = { via: 'admin' as const, breakGlass };
+  if (decision === 'deny' || breakGlass) {
+    return decide(state, decision === 'deny' ? 'denied' : 'approved', actor, reason, now, admin);
+  }
+  if (state.status === 'awaiting_personas') {
+    const pending = Object.entries(state.personaState).filter(([, p]) => !p.acked);
+    return refuse(
+      'not_ready',
+      `waiting for persona acknowledgement: ${pending.map(([n]) => n).join(', ')} (breakGlass decides anyway)`,
+    );
+  }
+  if (state.approvals.some((a) => a.userId === actor)) return refuse('duplicate', `${actor} has already approved`);
+  return recordApproval(state, { userId: actor, at: now, payloadHash: state.payloadHash }, now, [], admin);
+}
+
+interface DecidedHow {
+  via: DecisionVia;
+  breakGlass?: boolean;
+}
+
+function decide(
+  state: RequestState,
+  status: Status,
+  actor: string,
+  reason: string | null,
+  now: string,
+  how: DecidedHow = { via: 'slack' },
+): Transition {
+  const next = bump({
+    ...state,
+    status,
+    decidedAt: now,
+    decidedBy: actor,
+    reason,
+    decidedVia: how.via,
+    breakGlass: how.breakGlass ?? false,
+  });
   const event: DomainEvent =
     status === 'approved'
       ? { type: 'request_approved', actor }

@@ -32,6 +32,11 @@ export function createMetrics(registry = new Registry()) {
     purgedRequests: counter('purged_requests_total', 'Closed requests purged'),
     archiveFailures: counter('request_archive_failures_total', 'Archive attempts that failed', ['reason']),
     slackApiCalls: counter('slack_api_calls_total', 'Slack Web API calls', ['method', 'outcome']),
+    adminDecisions: counter(
+      'admin_decisions_total',
+      'Decisions made by operators through the admin routes; break_glass="true" decided past quorum or personas',
+      ['action', 'decision', 'break_glass'],
+    ),
     slackNotificationFailures: counter(
       'slack_notification_failures_total',
       'Requests whose Slack message and every fallback were refused: no human was told',

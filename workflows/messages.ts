@@ -85,8 +85,10 @@ export type PersonaAckInput = { persona: string; userId: string };
 export type ApproveInput = { userId: string; seenPayloadHash?: string };
 export type DenyInput = { userId: string; reason?: string };
 export type ApproveWithEditsInput = { userId: string; changes: Record<string, unknown> };
-export type CancelInput = { actor: string; reason?: string };
-export type AdminDecisionInput = { decision: 'approve' | 'deny'; actor: string; reason?: string };
+/** `via`: `admin` when an operator cancels through the admin route (default `api`: the requester). */
+export type CancelInput = { actor: string; reason?: string; via?: 'api' | 'admin' };
+/** `breakGlass`: decide past the personas and the quorum (else an approval counts as the operator's own). */
+export type AdminDecisionInput = { decision: 'approve' | 'deny'; actor: string; reason?: string; breakGlass?: boolean };
 
 export const personaAckUpdate = defineUpdate<RequestView, [PersonaAckInput]>('personaAck');
 export const approveUpdate = defineUpdate<RequestView, [ApproveInput]>('approve');

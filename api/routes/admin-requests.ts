@@ -20,8 +20,12 @@ const idParams = z.object({ id: queryLiteral });
 const actorField = z.string().trim().min(1).max(200);
 const decisionBody = z.object({
   decision: z.enum(['approve', 'deny']),
-  actor: actorField,
+  actor: actorField.describe('The operator deciding: the name the x-admin-token belongs to (ADMIN_TOKENS, or admin)'),
   reason: z.string().trim().min(1).max(2000),
+  breakGlass: z
+    .boolean()
+    .default(false)
+    .describe("Decide past the personas and the quorum; otherwise an approval counts as the operator's own"),
 });
 const cancelBody = z.object({ actor: actorField, reason: z.string().trim().max(2000).optional() });
 
@@ -57,7 +61,11 @@ const detailResponseSchema = z.object({
 });
 
 const admin = { tags: ['admin'] };
-const refused = { 400: apiError('invalid_payload'), 401: apiError('unauthorized') };
+const refused = {
+  400: apiError('invalid_payload'),
+  401: apiError('unauthorized'),
+  403: apiError('not_allowed').describe('The actor is not the operator the x-admin-token belongs to'),
+};
 
 /**
  * Operator routes behind ADMIN_TOKEN: find requests through Temporal visibility, read one with its history, and
@@ -143,9 +151,15 @@ function decisionRoute(deps: ApiDeps): FastifyPluginAsyncZod {
       },
       async (req, reply) => {
         const { id } = req.params;
-        const { decision, actor, reason } = req.body;
-        const outcome = await deps.gateway.command(id, 'adminDecision', { decision, actor, reason });
-        deps.audit.emit({ event: 'admin_decision', requestId: id, actor, decision, reason, result: resultOf(outcome) });
+        const { decision, actor, reason, breakGlass } = req.body;
+        requireOwnName(req.adminName, actor);
+        const outcome = await deps.gateway.command(id, 'adminDecision', { decision, actor, reason, breakGlass });
+        const result = resultOf(outcome);
+        deps.audit.emit({ event: 'admin_decision', requestId: id, actor, decision, reason, breakGlass, result });
+        if (outcome.ok && outcome.view) {
+          const labels = { action: outcome.view.action, decision, break_glass: String(breakGlass) };
+          deps.metrics.adminDecisions.inc(labels);
+        }
         return answerCommand(deps, reply, id, outcome);
       },
     );
@@ -169,7 +183,12 @@ function cancelRoute(deps: ApiDeps): FastifyPluginAsyncZod {
       async (req, reply) => {
         const { id } = req.params;
         const { actor, reason } = req.body;
-        const outcome = await deps.gateway.command(id, 'cancel', { actor, ...(reason ? { reason } : {}) });
+        requireOwnName(req.adminName, actor);
+        const outcome = await deps.gateway.command(id, 'cancel', {
+          actor,
+          via: 'admin',
+          ...(reason ? { reason } : {}),
+        });
         deps.audit.emit({
           event: 'admin_cancel',
           requestId: id,
@@ -181,6 +200,15 @@ function cancelRoute(deps: ApiDeps): FastifyPluginAsyncZod {
       },
     );
   };
+}
+
+/** An operator acts under their own name: the actor is the identity of the x-admin-token, not a free string. */
+function requireOwnName(adminName: string | null, actor: string): void {
+  if (actor !== adminName) {
+    throw new HttpError(403, 'not_allowed', {
+      detail: `actor must be the operator the x-admin-token belongs to (${adminName ?? 'none'})`,
+    });
+  }
 }
 
 async function history(deps: ApiDeps, id: string) {

@@ -1,4 +1,3 @@
-import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import {
   apiError,
@@ -10,13 +9,11 @@ import {
   statusResponseSchema,
   tokenBodySchema,
   waitQuerySchema,
-  type CreatedResponse,
 } from '../../domain/api-schemas.js';
-import { initialStatus, isTerminal } from '../../domain/request-state.js';
-import type { ApprovalInput, RequestView } from '../../workflows/messages.js';
+import { isTerminal } from '../../domain/request-state.js';
 import type { ApiDeps } from '../deps.js';
 import { HttpError } from '../errors.js';
-import { currentPlan } from '../plans.js';
+import { createRequest } from '../create-request.js';
 import { findView, requestIdFromToken } from '../request-access.js';
 import { statusBody, waitBody } from '../views.js';
 
@@ -55,30 +52,16 @@ function createRoute(deps: ApiDeps): FastifyPluginAsyncZod {
             400: apiError('invalid_payload'),
             401: apiError('unauthorized'),
             403: apiError('policy_denied'),
+            409: apiError('idempotency_conflict').describe(
+              'The Idempotency-Key was used with another action, params or origin',
+            ),
             429: apiError('rate_limited'),
             503: apiError('policy_unavailable', 'temporal_unavailable'),
           },
         },
       },
-      async (req) => {
-        const body = req.body;
-        const key = req.headers['idempotency-key'];
-        const plan = currentPlan(deps, body.action);
-        const agent = req.agentName ?? null;
-        const now = Date.now();
-        const input: ApprovalInput = {
-          requestId: key ? idempotentId(agent, key) : `req_${randomUUID().replaceAll('-', '')}`,
-          request: body,
-          plan,
-          createdAt: new Date(now).toISOString(),
-          expiresAt: new Date(now + plan.timeoutSec * 1000).toISOString(),
-          lineageId: null,
-          agent,
-        };
-        const started = await deps.gateway.start(input, { idempotent: key !== undefined });
-        if (started.created) deps.metrics.approvalRequests.inc({ action: body.action });
-        return createdBody(deps, input, started.created ? null : started.view);
-      },
+      async (req) =>
+        createRequest(deps, req.body, { key: req.headers['idempotency-key'], agent: req.agentName ?? null }),
     );
   };
 }
@@ -143,31 +126,5 @@ function statusRoute(deps: ApiDeps): FastifyPluginAsyncZod {
         return statusBody(await findView(deps, requestId), deps.receipts);
       },
     );
-  };
-}
-
-/** Same agent + same key → same request id, on every replica, with no table to consult. */
-function idempotentId(agent: string | null, key: string): string {
-  return `req_${createHash('sha256')
-    .update(`${agent ?? ''}\n${key}`)
-    .digest('hex')
-    .slice(0, 32)}`;
-}
-
-function createdBody(deps: ApiDeps, input: ApprovalInput, existing: RequestView | null): CreatedResponse {
-  const createdAt = existing?.createdAt ?? input.createdAt;
-  const expiresAt = existing?.expiresAt ?? input.expiresAt;
-  return {
-    token: deps.tokens.issue(input.requestId),
-    requestId: input.requestId,
-    status: existing?.status ?? initialStatus(input.plan),
-    createdAt,
-    expiresAt,
-    policy: {
-      minApprovals: existing?.minApprovals ?? input.plan.minApprovals,
-      requiredPersonas: existing ? Object.keys(existing.personaState) : input.plan.personas.map((p) => p.name),
-      timeoutSec: Math.round((Date.parse(expiresAt) - Date.parse(createdAt)) / 1000),
-    },
-    ...(existing ? { idempotentReplay: true as const } : {}),
   };
 }

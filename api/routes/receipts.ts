@@ -15,6 +15,9 @@ export function receiptRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       {
         schema: {
           summary: 'Verify a decision receipt (offline: see receipt-key)',
+          description:
+            'Valid only for a receipt this service signed, before its `exp`, stating the expected `outcome` ' +
+            '(`approved` unless the body asks for another, or `any`).',
           tags: ['receipts'],
           body: verifyBodySchema,
           response: {
@@ -23,7 +26,7 @@ export function receiptRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
           },
         },
       },
-      async (req) => deps.receipts.verify(req.body.receipt) ?? { valid: false as const },
+      async (req) => deps.receipts.check(req.body.receipt, { outcome: req.body.outcome }),
     );
 
     app.get(

@@ -69,7 +69,11 @@ describe('create', () => {
   test('unknown action → 403 policy_denied with the reason', async () => {
     const res = await h.post('/api/guard/request', { ...valid, action: 'drop_database' });
     expect(res.status).toBe(403);
-    expect(res.body).toEqual({ error: 'policy_denied', detail: "action 'drop_database' is not in the policy" });
+    expect(res.body).toEqual({
+      error: 'policy_denied',
+      detail: "action 'drop_database' is not in the policy; actions: simple, quorum2, personas, short, self_ok",
+      actions: ['simple', 'quorum2', 'personas', 'short', 'self_ok'],
+    });
   });
 
   test('Idempotency-Key: the same key returns the first request, not a second one', async () => {

@@ -121,7 +121,10 @@ describe('receipts', () => {
     expect(verified.body).toMatchObject({ valid: true, requestId: req.requestId, outcome: 'approved' });
     const [body, sig] = receipt.split('.');
     const tampered = `${body}.${sig!.startsWith('A') ? 'B' : 'A'}${sig!.slice(1)}`;
-    expect((await h.post('/api/guard/verify', { receipt: tampered })).body).toEqual({ valid: false });
+    expect((await h.post('/api/guard/verify', { receipt: tampered })).body).toEqual({
+      valid: false,
+      reason: 'invalid',
+    });
     expect((await h.post('/api/guard/verify', {})).status).toBe(400);
     expect((await h.get('/api/guard/receipt-key')).body).toMatchObject({ alg: 'EdDSA', pem: expect.any(String) });
   });
@@ -139,25 +142,72 @@ describe('admin routes', () => {
     expect(one.body.history[0]).toMatchObject({ type: 'WorkflowExecutionStarted' });
   });
 
-  test('an operator decides and cancels, audited; refusals keep their codes', async () => {
+  test("without breakGlass an operator's approval is one approval of the quorum; break-glass decides", async () => {
     const req = await h.create('quorum2');
-    const path = `/api/admin/requests/${req.requestId}`;
-    const decided = await h.post(
-      `${path}/decision`,
-      { decision: 'approve', actor: 'ops', reason: 'Slack down' },
+    const path = `/api/admin/requests/${req.requestId}/decision`;
+    const one = await h.post(path, { decision: 'approve', actor: 'admin', reason: 'Slack down' }, admin);
+    expect(one).toMatchObject({ status: 200, body: { status: 'ready_for_approval', approvers: ['admin'] } });
+    const twice = await h.post(path, { decision: 'approve', actor: 'admin', reason: 'Slack down' }, admin);
+    expect(twice).toMatchObject({ status: 409, body: { error: 'duplicate' } });
+    const glass = await h.post(
+      path,
+      { decision: 'approve', actor: 'admin', reason: 'outage', breakGlass: true },
       admin,
     );
-    expect(decided).toMatchObject({ status: 200, body: { status: 'approved', decidedBy: 'ops' } });
-    expect(await h.post(`${path}/cancel`, { actor: 'ops' }, admin)).toMatchObject({
+    expect(glass).toMatchObject({
+      status: 200,
+      body: { status: 'approved', decidedBy: 'admin', decidedVia: 'admin', breakGlass: true },
+    });
+    expect(h.audit()).toContainEqual(
+      expect.objectContaining({
+        event: 'admin_decision',
+        requestId: req.requestId,
+        breakGlass: true,
+        result: 'applied',
+      }),
+    );
+    const counted = await h.metrics.adminDecisions.get();
+    expect(counted.values).toContainEqual(
+      expect.objectContaining({ labels: { action: 'quorum2', decision: 'approve', break_glass: 'true' }, value: 1 }),
+    );
+  });
+
+  test('an operator acts under the name of their token only', async () => {
+    const named = await startApiHarness({ env: { ADMIN_TOKENS: 'ops-alice:alice-token,ops-bob:bob-token' } });
+    try {
+      const req = await named.create('simple');
+      const path = `/api/admin/requests/${req.requestId}`;
+      const alice = { 'x-admin-token': 'alice-token' };
+      const as = (actor: string) =>
+        named.post(`${path}/decision`, { decision: 'deny', actor, reason: 'freeze' }, alice);
+      expect(await as('ops-bob')).toMatchObject({ status: 403, body: { error: 'not_allowed' } });
+      expect(await as('anyone')).toMatchObject({ status: 403 });
+      expect(await as('ops-alice')).toMatchObject({ status: 200, body: { status: 'denied', decidedVia: 'admin' } });
+      // ADMIN_TOKEN is the operator `admin`.
+      expect(await named.post(`${path}/cancel`, { actor: 'admin' }, admin)).toMatchObject({
+        status: 409,
+        body: { error: 'already_decided' },
+      });
+    } finally {
+      await named.close();
+    }
+  });
+
+  test('an operator cancels, audited; refusals keep their codes', async () => {
+    const req = await h.create('quorum2');
+    const path = `/api/admin/requests/${req.requestId}`;
+    const cancelled = await h.post(`${path}/cancel`, { actor: 'admin', reason: 'duplicate request' }, admin);
+    expect(cancelled).toMatchObject({ status: 200, body: { status: 'cancelled', decidedVia: 'admin' } });
+    expect(await h.post(`${path}/cancel`, { actor: 'admin' }, admin)).toMatchObject({
       status: 409,
       body: { error: 'already_decided' },
     });
-    expect(h.audit()).toContainEqual(expect.objectContaining({ event: 'admin_decision', result: 'applied' }));
+    expect(h.audit()).toContainEqual(expect.objectContaining({ event: 'admin_cancel', result: 'applied' }));
     expect(h.audit()).toContainEqual(expect.objectContaining({ event: 'admin_cancel', result: 'already_decided' }));
-    expect(await h.post('/api/admin/requests/req_nope/cancel', { actor: 'ops' }, admin)).toMatchObject({
+    expect(await h.post('/api/admin/requests/req_nope/cancel', { actor: 'admin' }, admin)).toMatchObject({
       status: 404,
     });
-    expect(await h.post(`${path}/decision`, { decision: 'maybe', actor: 'ops', reason: 'x' }, admin)).toMatchObject({
+    expect(await h.post(`${path}/decision`, { decision: 'maybe', actor: 'admin', reason: 'x' }, admin)).toMatchObject({
       status: 400,
       body: { error: 'invalid_payload' },
     });

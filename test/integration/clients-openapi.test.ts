@@ -90,7 +90,7 @@ describe('OpenAPI document', () => {
     });
     expect(create.parameters).toEqual([expect.objectContaining({ in: 'header', name: 'idempotency-key' })]);
     expect(create.security).toEqual([{ agentKey: [] }, {}]);
-    expect(Object.keys(create.responses)).toEqual(['200', '400', '401', '403', '429', '503']);
+    expect(Object.keys(create.responses)).toEqual(['200', '400', '401', '403', '409', '429', '503']);
     expect(create.responses['403'].content['application/json'].schema.properties.error).toEqual({
       type: 'string',
       enum: ['policy_denied'],

@@ -98,7 +98,7 @@ describe('Temporal unreachable', () => {
         () =>
           h.post(
             `/api/admin/requests/${one.requestId}/decision`,
-            { decision: 'approve', actor: 'ops', reason: 'slack is down' },
+            { decision: 'approve', actor: 'admin', reason: 'slack is down', breakGlass: true },
             admin,
           ),
       ],

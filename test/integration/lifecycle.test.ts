@@ -22,7 +22,10 @@ const HEARTBEAT_MS = 200;
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startHarness({ policy: POLICY, env: { SSE_HEARTBEAT_MS: String(HEARTBEAT_MS) } });
+  h = await startHarness({
+    policy: POLICY,
+    env: { SSE_HEARTBEAT_MS: String(HEARTBEAT_MS), ADMIN_TOKENS: OPERATORS.map((o) => `${o}:${tokenOf(o)}`).join(',') },
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -38,7 +41,16 @@ const counter = async (name: string, labels: Record<string, string>) =>
 const auditOf = (event: string, requestId: string) =>
   h.audit.lines().filter((l) => l.event === event && l.requestId === requestId);
 const adminGet = (path: string) => fetchJson('GET', path, undefined, admin);
-const adminPost = (path: string, body: unknown) => fetchJson('POST', path, body, admin);
+/** Named operators (ADMIN_TOKENS): each acts with a token of their own, and under that name only. */
+const OPERATORS = ['ops', 'ops-alice', 'ops-bob', 'ops-carol'];
+function tokenOf(operator: string): string {
+  return `token-of-${operator}`;
+}
+const adminPost = (path: string, body: unknown) => {
+  const actor = (body as { actor?: unknown } | undefined)?.actor;
+  const token = typeof actor === 'string' && OPERATORS.includes(actor) ? tokenOf(actor) : ADMIN_TOKEN;
+  return fetchJson('POST', path, body, { 'x-admin-token': token });
+};
 
 async function fetchJson(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(`${h.url}${path}`, {
@@ -430,26 +442,55 @@ describe('admin request routes', () => {
     for (const l of lines) expect(Date.parse(l.time)).not.toBeNaN();
   });
 
-  test('decision when Slack is down: applied, audited with the operator, refused once decided', async () => {
+  test('break-glass decision when Slack is down: applied past personas and quorum, marked, refused once decided', async () => {
     const req = await h.create('gated');
-    const decide = (decision: string) =>
-      adminPost(`/api/admin/requests/${req.requestId}/decision`, { decision, actor: 'ops-alice', reason: 'outage' });
-    const res = await decide('approve');
+    const decide = (decision: string, breakGlass: boolean) =>
+      adminPost(`/api/admin/requests/${req.requestId}/decision`, {
+        decision,
+        actor: 'ops-alice',
+        reason: 'outage',
+        breakGlass,
+      });
+    const respectful = await decide('approve', false);
+    expect(respectful).toMatchObject({ status: 409, body: { error: 'not_ready' } });
+    expect(respectful.body.message).toContain('breakGlass');
+    const res = await decide('approve', true);
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ status: 'approved', decidedBy: 'ops-alice', reason: 'outage' });
-    expect(res.body.receipt).toEqual(expect.any(String));
+    expect(res.body).toMatchObject({
+      status: 'approved',
+      decidedBy: 'ops-alice',
+      reason: 'outage',
+      decidedVia: 'admin',
+      breakGlass: true,
+    });
+    const claims = JSON.parse(Buffer.from(String(res.body.receipt).split('.')[0]!, 'base64url').toString());
+    expect(claims).toMatchObject({ via: 'admin', breakGlass: true, outcome: 'approved' });
     expect(auditOf('admin_decision', req.requestId)).toEqual([
-      expect.objectContaining({ actor: 'ops-alice', decision: 'approve', reason: 'outage', result: 'applied' }),
+      expect.objectContaining({ actor: 'ops-alice', breakGlass: false, result: 'not_ready' }),
+      expect.objectContaining({
+        actor: 'ops-alice',
+        decision: 'approve',
+        reason: 'outage',
+        breakGlass: true,
+        result: 'applied',
+      }),
     ]);
+    expect(await counter('admin_decisions_total', { action: 'gated', decision: 'approve', break_glass: 'true' })).toBe(
+      1,
+    );
     await eventually(
       async () => auditOf('request_approved', req.requestId),
       (l) => l.length === 1 && l[0]?.actor === 'ops-alice',
     );
 
-    const again = await decide('deny');
+    const again = await decide('deny', false);
     expect(again.status).toBe(409);
     expect(again.body.error).toBe('already_decided');
-    expect(auditOf('admin_decision', req.requestId).map((l) => l.result)).toEqual(['applied', 'already_decided']);
+    expect(auditOf('admin_decision', req.requestId).map((l) => l.result)).toEqual([
+      'not_ready',
+      'applied',
+      'already_decided',
+    ]);
   });
 
   test('admin deny and admin cancel', async () => {
@@ -487,8 +528,8 @@ describe('admin request routes', () => {
 
   test.each([
     ['GET', '/api/admin/requests/req_doesnotexist', undefined],
-    ['POST', '/api/admin/requests/req_doesnotexist/decision', { decision: 'approve', actor: 'ops', reason: 'r' }],
-    ['POST', '/api/admin/requests/req_doesnotexist/cancel', { actor: 'ops' }],
+    ['POST', '/api/admin/requests/req_doesnotexist/decision', { decision: 'approve', actor: 'admin', reason: 'r' }],
+    ['POST', '/api/admin/requests/req_doesnotexist/cancel', { actor: 'admin' }],
   ])('%s %s → 404 not_found', async (method, path, body) => {
     const res = await fetchJson(method, path, body, admin);
     expect(res.status).toBe(404);

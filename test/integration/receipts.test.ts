@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { createReceiptSigner, resolveReceiptKey } from '../../api/receipts.js';
 import { ConfigError, loadConfig } from '../../config/env.js';
 import { payloadHash } from '../../domain/payload-hash.js';
+import { approvedBy, standardPolicy, TEST_ACTIONS } from './fixtures.js';
 import { startHarness, type Harness } from './harness.js';
 
 const newKeyPem = () => generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
@@ -16,7 +17,10 @@ let h: Harness;
 
 beforeAll(async () => {
   // Escaped newlines, as a PEM usually travels in an env file.
-  h = await startHarness({ env: { RECEIPT_PRIVATE_KEY: SERVICE_KEY.replaceAll('\n', '\\n') } });
+  h = await startHarness({
+    policy: standardPolicy({ ...TEST_ACTIONS, brief: approvedBy(['U_ALICE'], 1, { receiptTtlSec: 1 }) }),
+    env: { RECEIPT_PRIVATE_KEY: SERVICE_KEY.replaceAll('\n', '\\n') },
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -25,10 +29,11 @@ afterAll(async () => {
 
 const wait = async (token: string) =>
   (await h.get(`/api/guard/wait?token=${encodeURIComponent(token)}&timeoutSec=10`)).body;
-const verify = async (receipt: unknown) => h.post('/api/guard/verify', { receipt });
+const verify = async (receipt: unknown, outcome?: string) =>
+  h.post('/api/guard/verify', { receipt, ...(outcome ? { outcome } : {}) });
 
-async function decided(decision: 'approve' | 'deny', params?: Record<string, unknown>) {
-  const req = await h.create('simple', params ? { params } : {});
+async function decided(decision: 'approve' | 'deny', params?: Record<string, unknown>, action = 'simple') {
+  const req = await h.create(action, params ? { params } : {});
   await h.clickOutcome(decision, req.requestId, 'U_ALICE');
   return { req, body: await wait(req.token) };
 }
@@ -55,6 +60,10 @@ describe('receipts on terminal answers', () => {
       approvers: ['U_ALICE'],
       decidedBy: 'U_ALICE',
       decidedAt: body.decidedAt,
+      // The default policy lifetime: an hour after the decision.
+      exp: Math.floor(Date.parse(body.decidedAt) / 1000) + 3600,
+      via: 'slack',
+      breakGlass: false,
     });
     expect(res.body.payloadHash).toBe(body.payloadHash);
 
@@ -65,9 +74,14 @@ describe('receipts on terminal answers', () => {
     expect(posted.body.receipt).toBe(body.receipt);
   });
 
-  test('a denial has a receipt too, saying denied', async () => {
+  test('a denial has a receipt too, saying denied; it verifies only when a denial is what the caller expects', async () => {
     const { body } = await decided('deny');
-    expect((await verify(body.receipt)).body).toMatchObject({ valid: true, outcome: 'denied', approvers: [] });
+    expect((await verify(body.receipt)).body).toEqual({ valid: false, reason: 'outcome_mismatch', outcome: 'denied' });
+    expect((await verify(body.receipt, 'denied')).body).toMatchObject({
+      valid: true,
+      outcome: 'denied',
+      approvers: [],
+    });
   });
 
   test('an open request has no receipt', async () => {
@@ -98,9 +112,9 @@ describe('tampered and foreign receipts → 200 {valid: false}', () => {
     ['an empty string', () => ''],
   ];
   test.each(cases)('%s', async (_name, make) => {
-    const res = await verify(make());
+    const res = await verify(make(), 'any');
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ valid: false });
+    expect(res.body).toEqual({ valid: false, reason: 'invalid' });
   });
 
   test('signed with another key, even when it claims the service key id', async () => {
@@ -109,12 +123,12 @@ describe('tampered and foreign receipts → 200 {valid: false}', () => {
     const foreign = createReceiptSigner(newKeyPem());
     const forged = foreign.issue(view) ?? '';
     expect(forged).not.toBe('');
-    expect((await verify(forged)).body).toEqual({ valid: false });
+    expect((await verify(forged)).body).toEqual({ valid: false, reason: 'invalid' });
 
     const serviceKid = (await h.get('/api/guard/receipt-key')).body.kid as string;
     const claims = Buffer.from(JSON.stringify({ ...decode(body.receipt), kid: serviceKid })).toString('base64url');
     const signature = sign(null, Buffer.from(claims), generateKeyPairSync('ed25519').privateKey).toString('base64url');
-    expect((await verify(`${claims}.${signature}`)).body).toEqual({ valid: false });
+    expect((await verify(`${claims}.${signature}`)).body).toEqual({ valid: false, reason: 'invalid' });
   });
 
   test('a body without a receipt string → 400 invalid_payload', async () => {
@@ -177,6 +191,7 @@ describe('the README snippet verifies receipts offline', () => {
     const params = { database: 'orders', steps: 3, plan: { z: [{ b: 1, a: 2 }], y: null } };
     const { req, body } = await decided('approve', params);
     const { body: deniedBody } = await decided('deny');
+    const { req: briefReq, body: briefBody } = await decided('approve', params, 'brief');
     const pem = (await h.get('/api/guard/receipt-key')).body.pem as string;
     const foreignPem = createPublicKey(newKeyPem()).export({ type: 'spki', format: 'pem' }).toString();
     const reordered = { plan: { y: null, z: [{ a: 2, b: 1 }] }, steps: 3, database: 'orders' };
@@ -190,6 +205,13 @@ describe('the README snippet verifies receipts offline', () => {
       { receipt: deniedBody.receipt, pem, requestId: deniedBody.requestId, params: deniedBody.effectiveParams },
       { receipt: 'garbage', pem, requestId: req.requestId, params },
     ]);
+    // Its one-second lifetime over, the brief approval is no licence any more.
+    await new Promise((r) =>
+      setTimeout(r, Math.max(0, Number(decode(briefBody.receipt).exp) * 1000 - Date.now() + 50)),
+    );
+    const [expired] = await runSnippet([{ receipt: briefBody.receipt, pem, requestId: briefReq.requestId, params }]);
+    expect(expired).toMatchObject({ runs: false, claims: { outcome: 'approved' } });
+    expect((await verify(briefBody.receipt)).body).toEqual({ valid: false, reason: 'expired' });
 
     const [ok, edited, otherId, tampered, foreign, deniedResult, garbage] = results;
     expect(ok).toMatchObject({ runs: true, hash: body.payloadHash });
