@@ -2,7 +2,12 @@
  * The TypeScript client (clients/typescript) against the running service: real HTTP, real Temporal, decisions
  * made through signed Slack interactions; network faults come from a loopback proxy in between.
  */
+import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import {
   CancelledError,
   DeniedError,
@@ -32,7 +37,7 @@ import {
 } from './clients-support.js';
 import { eventually } from '../helpers/eventually.js';
 import type { Harness } from './harness.js';
-import { counter } from './slack-support.js';
+import { buttonsOf, counter } from './slack-support.js';
 
 let h: Harness;
 let proxy: FaultProxy;
@@ -241,4 +246,63 @@ describe('verifyReceipt offline', () => {
     expect(verifyReceipt('not-a-receipt', pem)).toBeNull();
     expect((await guard.receiptKey()).pem).toBe(pem);
   });
+});
+
+describe('the TypeScript example of docs/agents.md (the README’s), run as written', () => {
+  const run = promisify(execFile);
+  let dir: string;
+  beforeAll(async () => {
+    const doc = await readFile(join(process.cwd(), 'docs/agents.md'), 'utf8');
+    const example = /<!-- typescript-example[^>]*-->\s*```ts\n([\s\S]*?)```/.exec(doc)?.[1];
+    if (!example) throw new Error('docs/agents.md has no typescript-example block');
+    // A checkout as the reader has one: the example at its root, beside clients/ and node_modules/.
+    dir = await mkdtemp(join(tmpdir(), 'guard-example-'));
+    for (const entry of ['clients', 'domain', 'node_modules', 'package.json', 'tsconfig.json']) {
+      await symlink(join(process.cwd(), entry), join(dir, entry));
+    }
+    await writeFile(join(dir, 'approve.ts'), example);
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** The example's request: the newest Slack message showing its version that is not in `seen`. */
+  const nextExampleRequest = (seen: Set<string>) =>
+    eventually(
+      () =>
+        [...h.fakeSlack.messages.values()]
+          .filter((m) => !m.thread_ts && JSON.stringify(m.blocks).includes('v1.4.2'))
+          .map((m) => buttonsOf(m)[0]?.value)
+          .find((id): id is string => id !== undefined && !seen.has(id)),
+      { timeoutMs: 30_000, what: 'the example’s request in Slack' },
+    );
+  const runExample = () =>
+    run('npx', ['tsx', 'approve.ts'], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GUARD_URL: h.url, GUARD_AGENT_KEY: AGENT_KEY },
+    }).then(
+      (r) => ({ code: 0, ...r }),
+      (err: { code: number; stdout: string; stderr: string }) => err,
+    );
+
+  test('it type-checks, runs once approved, and exits 1 on a denial', async () => {
+    await run(
+      'npx',
+      ['tsc', '--noEmit', '--strict', '--skipLibCheck', '--module', 'nodenext', '--target', 'es2022', 'approve.ts'],
+      { cwd: dir },
+    );
+    const seen = new Set<string>();
+    const approving = nextExampleRequest(seen).then(async (id) => (seen.add(id), await decide(h, id, 'approve'), id));
+    const approved = await runExample();
+    const approvedId = await approving;
+    expect(approved.code).toBe(0);
+    expect(approved.stdout).toBe(`${approvedId} approved by U_ALICE: deploying {"service":"web","version":"v1.4.2"}\n`);
+    expect(approved.stderr).toContain(`waiting for ${approvedId} in Slack`);
+
+    const denying = nextExampleRequest(seen).then(async (id) => (await decide(h, id, 'deny'), id));
+    const denied = await runExample();
+    const deniedId = await denying;
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toContain(`request ${deniedId} denied by U_ALICE`);
+  }, 120_000);
 });
