@@ -40,6 +40,8 @@ beforeAll(async () => {
       GUARD_REPO: 'acme/agent-repo',
       GUARD_REQUESTER: 'coding-agent',
       GUARD_MCP_WAIT_SEC: '40',
+      GUARD_MCP_MAX_WAIT_SEC: '40',
+      GUARD_STATE_DIR: join(h.dir, 'mcp-state-main'),
     },
     stderr: 'inherit',
   });
