@@ -17,6 +17,7 @@ import {
   requestIdByMarker,
   startClientsHarness,
 } from './clients-support.js';
+import { eventually } from '../helpers/eventually.js';
 import type { Harness } from './harness.js';
 import { messageOf, textOf } from './slack-support.js';
 
@@ -265,6 +266,45 @@ describe('issue 17: help, --json on every outcome, verification that cannot be m
       expect(asked.code).toBe(0);
       expect(json(asked.stdout)).toMatchObject({ outcome: 'denied' });
     }
+  });
+
+  test('guard actions lists what may be asked', async () => {
+    const res = await guard(['actions']);
+    expect(res.code).toBe(0);
+    const listed = json(res.stdout);
+    expect(listed.actions.map((a: { name: string }) => a.name)).toEqual(expect.arrayContaining(['deploy', 'release']));
+    expect(listed.actions.find((a: { name: string }) => a.name === 'release').paramsSchema.required).toEqual([
+      'version',
+    ]);
+  });
+
+  test('a key reused with other params: exit 1, the conflict as JSON', async () => {
+    const key = `k-${newParams().marker}`;
+    const args = ['request', '--action', 'deploy', '--idempotency-key', key, '--json', '--params'];
+    expect((await guard([...args, '{"a":1}'])).code).toBe(0);
+    const conflict = await guard([...args, '{"a":2}']);
+    expect(conflict.code).toBe(1);
+    expect(json(conflict.stdout)).toMatchObject({ error: 'idempotency_conflict', status: 409 });
+    expect(conflict.stderr).toContain('409 idempotency_conflict');
+  });
+
+  test('guard verify refuses an expired receipt', async () => {
+    const params = newParams();
+    const deciding = decideWhenPosted(h, params, 'approve');
+    const res = await guard(['request', '--action', 'brief', '--params', JSON.stringify(params), '--wait', '--json']);
+    await deciding;
+    expect(res.code).toBe(0);
+    const { receipt } = json(res.stdout);
+    // brief's receipts live 1 s: once that has passed, verification says why it refuses.
+    const expired = await eventually(
+      async () => {
+        const v = await guard(['verify', receipt, '--public-key-file', pemFile, '--json']);
+        return v.code === 1 ? v : undefined;
+      },
+      { timeoutMs: 15_000, what: 'guard verify to refuse the expired receipt' },
+    );
+    expect(json(expired.stdout)).toMatchObject({ valid: false, problem: 'expired' });
+    expect(expired.stderr).toContain('receipt NOT valid (expired): expired at');
   });
 
   test('from / with no GUARD_REPO, the origin is user@host, not an error', async () => {

@@ -17,6 +17,7 @@ import {
   type Progress,
 } from '@modelcontextprotocol/sdk/types.js';
 import { GATE_META_KEY } from '../../clients/mcp/src/gateway.js';
+import { checkReceipt } from '../../clients/typescript/src/index.js';
 import { createUpstreamServer } from '../fixtures/mcp-upstream.js';
 import {
   AGENT_KEY,
@@ -35,6 +36,7 @@ const TOOLS_POLICY = `
 tools:
   default: allow
   rules:
+    - { server: fixture, tool: deploy, args: { service: brief }, action: brief }
     - { server: fixture, tool: deploy, action: deploy }
     - { server: fixture, tool: pair_deploy, action: pair }
     - server: fixture
@@ -209,7 +211,7 @@ test('a denial is a tool error saying who decided, and the upstream is never cal
 test('a tool the policy denies is refused without asking anyone', async () => {
   const answer = await call(gateway, 'drop_database', { database: 'orders' });
   expect(answer.isError).toBe(true);
-  expect(answer.text).toContain('does not allow this tool here (tools.rules[3]: deny)');
+  expect(answer.text).toContain('does not allow this tool here (tools.rules[4]: deny)');
   expect((await gateway.received()).some((c) => c.tool === 'drop_database')).toBe(false);
 });
 
@@ -246,6 +248,25 @@ describe('past the wait bound', () => {
     expect(third).toMatchObject({ isError: true, meta: { outcome: 'pending' } });
     expect(third.meta.requestId).not.toBe(requestId);
     expect(await calledWith(short, params.marker)).toHaveLength(1);
+  });
+
+  test('an approval nobody used before its receipt expired is not used: the call asks again', async () => {
+    const params: Record<string, unknown> = { ...newParams(), service: 'brief' };
+    const first = await call(short, 'deploy', params);
+    const requestId = await requestIdByMarker(h, String(params.marker));
+    expect(first.meta).toMatchObject({ outcome: 'pending', requestId });
+    await decide(h, requestId, 'approve');
+    const { receipt } = (await h.get(`/api/guard/status?requestId=${requestId}`)).body as { receipt: string };
+    const pem = (await h.get('/api/guard/receipt-key')).body.pem as string;
+    // The action's receipts live 1 s: wait for that, not for a fixed time.
+    await eventually(() => (checkReceipt(receipt, pem).ok ? undefined : true), {
+      timeoutMs: 10_000,
+      what: 'the receipt to expire',
+    });
+    const again = await call(short, 'deploy', params);
+    expect(again).toMatchObject({ isError: true, meta: { outcome: 'pending' } });
+    expect(again.meta.requestId).not.toBe(requestId);
+    expect(await calledWith(short, params.marker)).toEqual([]);
   });
 });
 

@@ -181,6 +181,50 @@ test('refusals reach the model as tool errors that say, once, what to do', async
   expect(invalid.isError).toBe(true);
 });
 
+describe('issue 17: what may be asked, and errors that say what to do', () => {
+  test('list_actions: the actions, quorum, personas, timeout, edits and params schema', async () => {
+    const listed = await call('list_actions', {});
+    expect(listed.isError).toBe(false);
+    expect(listed.data.unknownAction).toBe('deny');
+    expect(listed.data.actions.map((a: { name: string }) => a.name).sort()).toEqual([
+      'brief',
+      'deploy',
+      'pair',
+      'release',
+      'scale',
+      'short',
+    ]);
+    expect(listed.data.actions.find((a: { name: string }) => a.name === 'release')).toMatchObject({
+      minApprovals: 1,
+      editsAllowed: false,
+      paramsSchema: { required: ['version'] },
+    });
+  });
+
+  test('params failing the schema: the param and the way out', async () => {
+    const answer = await ask('release', { version: 'latest' });
+    expect(answer.isError).toBe(true);
+    expect(answer.text).toMatch(/^The request is invalid \(params\.version: must match pattern/);
+    expect(answer.text).toContain("list_actions shows each action's params schema");
+  });
+
+  test('an unknown action: the actions that exist', async () => {
+    const answer = await ask('drop_database', {});
+    expect(answer.text).toContain('deploy, pair, short, scale, release, brief');
+  });
+
+  test('an idempotency_key of a request with other params: a conflict, and how to go on', async () => {
+    const first = await ask('deploy', newParams(), { wait_sec: 0 });
+    const key = first.data.idempotency_key;
+    const conflict = await ask('deploy', newParams(), { idempotency_key: key, wait_sec: 0 });
+    expect(conflict.isError).toBe(true);
+    expect(conflict.text).toContain(
+      `idempotency_key "${key}" belongs to a request with another action, params or origin`,
+    );
+    expect(conflict.text).toContain('Call again without idempotency_key to ask for this one');
+  });
+});
+
 describe('never orphans a request (started as Claude Desktop starts it: cwd /, no GUARD_REPO)', () => {
   let bare: Client;
   beforeAll(async () => {

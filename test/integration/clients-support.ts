@@ -24,6 +24,17 @@ const CLIENTS_POLICY = policyYaml({
     pair: approvedBy(['U_ALICE', 'U_BOB'], 2),
     short: approvedBy(['U_ALICE'], 1, { timeoutSec: 2 }),
     scale: approvedBy(['U_ALICE', 'U_BOB'], 1, editable(REPLICAS)),
+    // The params an agent sends are checked at create (issue 17).
+    release: approvedBy(['U_ALICE'], 1, {
+      description: 'Tag a release',
+      paramsSchema: {
+        type: 'object',
+        required: ['version'],
+        properties: { version: { type: 'string', pattern: '^v\\d+\\.\\d+\\.\\d+$' }, marker: { type: 'string' } },
+      },
+    }),
+    // Its receipts expire a second after the decision.
+    brief: approvedBy(['U_ALICE'], 1, { receiptTtlSec: 1 }),
   },
 });
 

@@ -13,6 +13,7 @@ import {
   DeniedError,
   ExpiredError,
   GuardClient,
+  IdempotencyConflictError,
   InvalidRequestError,
   PolicyDeniedError,
   RateLimitedError,
@@ -305,4 +306,71 @@ describe('the TypeScript example of docs/agents.md (the README’s), run as writ
     expect(denied.code).toBe(1);
     expect(denied.stderr).toContain(`request ${deniedId} denied by U_ALICE`);
   }, 120_000);
+});
+
+describe('issue 17: discoverable actions, conflicting keys, receipts that cannot be misused', () => {
+  test('actions(): what an agent may ask for, with each action’s params schema', async () => {
+    const { actions, unknownAction } = await guard.actions();
+    expect(unknownAction).toBe('deny');
+    expect(actions.map((a) => a.name).sort()).toEqual(['brief', 'deploy', 'pair', 'release', 'scale', 'short']);
+    expect(actions.find((a) => a.name === 'scale')).toMatchObject({
+      approverCount: 2,
+      minApprovals: 1,
+      editsAllowed: true,
+      editableParams: ['replicas'],
+    });
+    expect(actions.find((a) => a.name === 'release')).toMatchObject({
+      description: 'Tag a release',
+      paramsSchema: { required: ['version'] },
+    });
+  });
+
+  test('params failing the action’s schema: InvalidRequestError naming the param; a policy denial lists the actions', async () => {
+    const refused = await guard.createRequest(requestInput('release', { version: 'latest' })).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(InvalidRequestError);
+    expect((refused as InvalidRequestError).body?.details).toEqual([
+      { path: 'params.version', message: expect.stringContaining('must match pattern') },
+    ]);
+    const denied = await guard.createRequest(requestInput('drop_database', {})).catch((e: unknown) => e);
+    expect(denied).toBeInstanceOf(PolicyDeniedError);
+    expect((denied as PolicyDeniedError).body?.actions).toEqual(expect.arrayContaining(['deploy', 'release']));
+  });
+
+  test('an Idempotency-Key reused with other params: IdempotencyConflictError naming the first request', async () => {
+    const params = newParams();
+    const first = await guard.createRequest(requestInput('deploy', params), { idempotencyKey: 'k-conflict' });
+    const again = await guard.createRequest(requestInput('deploy', params), { idempotencyKey: 'k-conflict' });
+    expect(again).toMatchObject({ requestId: first.requestId, idempotentReplay: true });
+    const other = { ...params, replicas: 9 };
+    const conflict = await guard
+      .createRequest(requestInput('deploy', other), { idempotencyKey: 'k-conflict' })
+      .catch((e: unknown) => e);
+    expect(conflict).toBeInstanceOf(IdempotencyConflictError);
+    expect((conflict as IdempotencyConflictError).body).toMatchObject({
+      error: 'idempotency_conflict',
+      requestId: first.requestId,
+      detail: expect.stringContaining('params'),
+    });
+  });
+
+  test('a receipt past its exp is refused by verifyReceipt (the action’s receiptTtlSec is 1 s)', async () => {
+    const params = newParams();
+    const deciding = decideWhenPosted(h, params, 'approve');
+    const outcome = await guard.requestApproval(requestInput('brief', params), { wait: true });
+    await deciding;
+    const receipt = outcome.receipt!;
+    const decidedAt = new Date(outcome.decidedAt!);
+    const claims = verifyReceipt(receipt, pem, { requestId: outcome.requestId, now: decidedAt });
+    expect(claims).toMatchObject({ outcome: 'approved', via: 'slack', breakGlass: false });
+    expect(claims!.exp).toBe(Math.floor(decidedAt.getTime() / 1000) + 1);
+    expect(checkReceipt(receipt, pem, { now: new Date(claims!.exp * 1000) })).toMatchObject({
+      ok: false,
+      problem: 'expired',
+    });
+    // And on the real clock, a moment later.
+    await eventually(() => (verifyReceipt(receipt, pem) === null ? true : undefined), {
+      timeoutMs: 5000,
+      what: 'the receipt to expire',
+    });
+  });
 });

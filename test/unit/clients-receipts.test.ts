@@ -19,6 +19,7 @@ function receipt(change: Record<string, unknown> = {}): string {
     decidedAt: DECIDED_AT.toISOString(),
     exp: DECIDED_AT.getTime() / 1000 + 3600,
     via: 'slack',
+    breakGlass: false,
     ...change,
   };
   const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
