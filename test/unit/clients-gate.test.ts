@@ -139,6 +139,23 @@ describe('runGate', () => {
     expect(await runGate(gate, gateCall)).toMatchObject({ kind: 'pending', requestId: 'req_2' });
   });
 
+  test('how the decision was made is told: in Slack, or by an operator past the quorum (break-glass)', async () => {
+    const service = new FakeService();
+    service.decide = (id, params) => approval(id, params, soon());
+    expect(await runGate(options(service), gateCall)).toMatchObject({
+      message: 'Approved in Slack by U_ALICE (request req_1).',
+    });
+    service.decide = (id, params) => ({
+      ...approval(id, params, soon()),
+      approvers: ['ops-alice'],
+      decidedVia: 'admin',
+      breakGlass: true,
+    });
+    expect(await runGate(options(service), gateCall)).toMatchObject({
+      message: 'Approved by operator ops-alice (break-glass) (request req_2).',
+    });
+  });
+
   test('an approval whose receipt expired unused asks again instead of running', async () => {
     const service = new FakeService();
     const past = Math.floor(Date.now() / 1000) - 1;

@@ -137,8 +137,8 @@ async function approved(opts: GateOptions, req: GateCall, state: StateResponse):
     return { kind: 'error', message };
   }
   const edited = canonicalJson(args) !== canonicalJson(call.arguments);
-  const by = state.approvers.length > 0 ? ` by ${state.approvers.join(', ')}` : '';
-  const message = `Approved in Slack${by} (request ${state.requestId}${edited ? ', arguments edited by an approver' : ''}).`;
+  const edits = edited ? ', arguments edited by an approver' : '';
+  const message = `Approved ${decidedHow(state, state.approvers)} (request ${state.requestId}${edits}).`;
   return { kind: 'approved', arguments: args, edited, state, claims: check.claims, message };
 }
 
@@ -225,6 +225,15 @@ function pending(req: GateCall, created: CreatedRequest, last: StateResponse | n
   return { kind: 'pending', requestId: created.requestId, message };
 }
 
+/** `in Slack by U_ALICE`, or `by operator admin (break-glass)`: how the decision was made, and by whom. */
+function decidedHow(state: StateResponse, who: string[]): string {
+  const names = who.join(', ');
+  if (state.decidedVia === 'admin')
+    return `by operator ${names || 'unknown'}${state.breakGlass ? ' (break-glass)' : ''}`;
+  const place = state.decidedVia === 'api' ? 'through the API' : 'in Slack';
+  return names ? `${place} by ${names}` : place;
+}
+
 /** Denied, expired or cancelled: what happened and who decided, so the agent does not try again blindly. */
 export function refusalMessage(req: GateCall, state: StateResponse): string {
   const request = `request ${state.requestId}, action ${state.action}`;
@@ -232,7 +241,7 @@ export function refusalMessage(req: GateCall, state: StateResponse): string {
   const by = state.decidedBy ? ` by ${state.decidedBy}` : '';
   const what =
     state.status === 'denied'
-      ? `was denied in Slack${by}${why}`
+      ? `was denied ${decidedHow(state, state.decidedBy ? [state.decidedBy] : [])}${why}`
       : state.status === 'expired'
         ? `expired without a decision (nobody approved it before ${state.expiresAt})`
         : `was cancelled${by}${why}`;
