@@ -49,6 +49,10 @@ export const envSchema = z
       .transform((v) => v?.replaceAll('\\n', '\n'))
       .refine((v) => v === undefined || isEd25519PrivateKey(v), 'must be an Ed25519 private key in PEM'),
     SSE_HEARTBEAT_MS: int(10).default(25_000),
+    /** History long-polls an API process holds at most, while the change feed is absent or down (gateway/watcher.ts). */
+    WATCH_HISTORY_POLLS: int(0, 100_000).default(100),
+    /** A waited-on request the change feed covers is read again at least this often (a lost notice costs that long). */
+    WATCH_SWEEP_SEC: int(1, 86_400).default(60),
 
     SLACK_SIGNING_SECRET: optionalString,
     SLACK_BOT_TOKEN: optionalString,

@@ -32,7 +32,8 @@ import {
   type StartOutcome,
 } from './types.js';
 import { APPROVAL_WORKFLOW_TYPE, openRequestsQuery, requestsQuery } from './visibility.js';
-import { StateWatcher } from './watcher.js';
+import { TemporalWatchSource } from './watch-source.js';
+import { StateWatcher, type WatcherOptions, type WatcherStats } from './watcher.js';
 
 /** How long a command waits for the workflow before falling back to a durable Signal (Slack allows 3 s in all). */
 const UPDATE_DEADLINE_MS = 2000;
@@ -70,8 +71,9 @@ export class TemporalRequestGateway implements RequestGateway {
     private readonly client: Client,
     private readonly connection: Connection,
     private readonly taskQueue: string,
+    watcher: WatcherOptions = {},
   ) {
-    this.watcher = new StateWatcher(client, (id) => this.query(id));
+    this.watcher = new StateWatcher(new TemporalWatchSource(client, connection, (id) => this.query(id)), watcher);
   }
 
   async start(input: msg.ApprovalInput, opts: { idempotent: boolean }): Promise<StartOutcome> {
@@ -162,13 +164,23 @@ export class TemporalRequestGateway implements RequestGateway {
     return this.watcher.waitForChange(requestId, sinceVersion, timeoutMs);
   }
 
-  subscribe(requestId: string, listener: (view: msg.RequestView) => void): () => void {
-    return this.watcher.subscribe(requestId, listener);
+  subscribe(requestId: string, listener: (view: msg.RequestView) => void, onError?: (err: Error) => void): () => void {
+    return this.watcher.subscribe(requestId, listener, onError);
   }
 
   /** How many waiters follow a request in this process; a closed stream must leave none behind. */
   listenerCount(requestId: string): number {
     return this.watcher.listenerCount(requestId);
+  }
+
+  /** What the watcher holds and has read (tests, the waiters benchmark). */
+  watcherStats(): WatcherStats {
+    return this.watcher.stats();
+  }
+
+  /** The embedded server's supervisor saw it die: open waiters are answered 503 now, not at the next health check. */
+  reportOutage(reason: string): void {
+    this.watcher.reportOutage(reason);
   }
 
   async history(requestId: string) {

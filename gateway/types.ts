@@ -26,10 +26,16 @@ export interface RequestGateway {
   command<N extends CommandName>(requestId: string, name: N, input: CommandInputs[N]): Promise<CommandOutcome>;
   /** Sends a Slack click: durable once this resolves ok, applied by the workflow (at most once per clickId). */
   click<N extends ClickName>(requestId: string, name: N, input: CommandInputs[N], meta: ClickMeta): Promise<SentClick>;
-  /** Resolves with the first view newer than `sinceVersion`, or null when `timeoutMs` passes first. */
+  /**
+   * Resolves with the first view newer than `sinceVersion`, or null when `timeoutMs` passes first (the state is then
+   * still that version). Rejects (503) when Temporal becomes unreachable meanwhile.
+   */
   waitForChange(requestId: string, sinceVersion: number, timeoutMs: number): Promise<RequestView | null>;
-  /** Calls `listener` with every newer view (a terminal one last) until the returned function is called. */
-  subscribe(requestId: string, listener: (view: RequestView) => void): () => void;
+  /**
+   * Calls `listener` with every newer view (a terminal one last) until the returned function is called. `onError`
+   * hears that Temporal became unreachable: the subscription has then ended (the caller answers 503).
+   */
+  subscribe(requestId: string, listener: (view: RequestView) => void, onError?: (err: Error) => void): () => void;
   /** The request's history as an operator reads it, with its input. Throws NotFoundError. */
   history(requestId: string): Promise<{ input: ApprovalInput; lines: HistoryLine[] }>;
   /** Requests matching a filter, newest first (visibility: eventually consistent). */

@@ -7,6 +7,8 @@ import { closeRedis, connectRedis, createRedisClient } from '../api/redis.js';
 import { createTokenSigner, resolveSecret } from '../api/security.js';
 import { temporalAddress, type Config } from '../config/env.js';
 import { connectGateway } from '../gateway/connect.js';
+import type { ChangeFeed } from '../gateway/events.js';
+import { RedisChangeFeed } from '../gateway/events-redis.js';
 import type { TemporalRequestGateway } from '../gateway/temporal-gateway.js';
 import type { RequestGateway } from '../gateway/types.js';
 import type { AuditLog } from '../observability/audit.js';
@@ -36,13 +38,34 @@ export async function startApiServer(opts: {
   logger?: boolean | object;
   /** When set, HTTP requests are spans and Temporal calls carry their trace to the workflows. */
   tracing?: Tracing | null;
+  /**
+   * Where the workers' state changes are heard (the worker in this process, for `npm start`). Otherwise Redis pub/sub
+   * with REDIS_URL, else none: waiters are then woken by history long-polls and sweeps alone.
+   */
+  changes?: ChangeFeed | null;
 }): Promise<ApiServer> {
   const { config, metrics, audit } = opts;
+  const log = (msg: string) => console.error(`[api] ${msg}`);
+  const ownFeed =
+    opts.changes === undefined && config.REDIS_URL
+      ? new RedisChangeFeed({
+          url: config.REDIS_URL,
+          namespace: config.TEMPORAL_NAMESPACE,
+          taskQueue: config.TEMPORAL_TASK_QUEUE,
+          log,
+        })
+      : null;
   const temporal = connectGateway({
     address: temporalAddress(config),
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     interceptors: opts.tracing ? tracingClientInterceptors() : undefined,
+    watcher: {
+      feed: opts.changes ?? ownFeed,
+      maxHistoryPolls: config.WATCH_HISTORY_POLLS,
+      sweepMs: config.WATCH_SWEEP_SEC * 1000,
+      log,
+    },
   });
   const { gateway } = temporal;
   const policy = new PolicyStore(config.POLICY_PATH, metrics, audit);
@@ -79,6 +102,7 @@ export async function startApiServer(opts: {
       await socketMode?.stop();
       await app.close();
       await temporal.close();
+      await ownFeed?.close();
       if (redis) await closeRedis(redis);
     },
   };

@@ -1,5 +1,7 @@
 import { startApiServer } from './api-server.js';
 import { ConfigError, loadConfig, type Config } from '../config/env.js';
+import { LocalChangeFeed, type ChangeFeed } from '../gateway/events.js';
+import { RedisChangeFeed } from '../gateway/events-redis.js';
 import { configSecrets, createAuditLog } from '../observability/audit.js';
 import { createMetrics } from '../observability/metrics.js';
 import { startTracing } from '../observability/tracing.js';
@@ -47,8 +49,19 @@ export async function startAll(
 
   const metrics = createMetrics();
   const audit = createAuditLog({ file: config.AUDIT_FILE, secrets: configSecrets(config) });
-  const worker = await startWorker({ config: resolved, metrics, audit, tracing });
-  const api = await startApiServer({ config: resolved, metrics, audit, tracing });
+  // The worker tells the API of every new state version: in memory, or through Redis when replicas share it.
+  const changes: ChangeFeed = config.REDIS_URL
+    ? new RedisChangeFeed({
+        url: config.REDIS_URL,
+        namespace: config.TEMPORAL_NAMESPACE,
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+        publisher: true,
+        log,
+      })
+    : new LocalChangeFeed();
+  const onStateChange = (c: { requestId: string; version: number }) => changes.publish(c);
+  const worker = await startWorker({ config: resolved, metrics, audit, tracing, onStateChange });
+  const api = await startApiServer({ config: resolved, metrics, audit, tracing, changes });
 
   log(`API          ${api.url}`);
   log(`Temporal     ${address} (namespace ${config.TEMPORAL_NAMESPACE}, task queue ${config.TEMPORAL_TASK_QUEUE})`);
@@ -60,6 +73,7 @@ export async function startAll(
   onShutdown(async () => {
     await api.close();
     await worker.shutdown();
+    await changes.close();
     await tracing?.shutdown();
     await audit.close();
     await devServer?.stop();

@@ -4,6 +4,7 @@ import { configSecrets, createAuditLog } from '../observability/audit.js';
 import { createMetrics } from '../observability/metrics.js';
 import { startMetricsServer } from '../observability/metrics-server.js';
 import { startTracing } from '../observability/tracing.js';
+import { RedisChangeFeed } from '../gateway/events-redis.js';
 import { startWorker } from '../worker/run.js';
 
 const log = (msg: string) => console.error(`[worker] ${msg}`);
@@ -20,10 +21,28 @@ async function main(): Promise<void> {
       ? null
       : await startMetricsServer({ registry: metrics.registry, port: config.WORKER_METRICS_PORT, host: config.HOST });
   if (metricsServer) log(`metrics on ${metricsServer.url}/metrics`);
-  const worker = await startWorker({ config, metrics, audit, log, tracing });
+  // With REDIS_URL, each new state version is announced to the API replicas (they wake their waiters on it).
+  const changes = config.REDIS_URL
+    ? new RedisChangeFeed({
+        url: config.REDIS_URL,
+        namespace: config.TEMPORAL_NAMESPACE,
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+        publisher: true,
+        log,
+      })
+    : null;
+  const worker = await startWorker({
+    config,
+    metrics,
+    audit,
+    log,
+    tracing,
+    ...(changes ? { onStateChange: (c) => changes.publish(c) } : {}),
+  });
   log(`polling task queue ${config.TEMPORAL_TASK_QUEUE} on ${temporalAddress(config)}`);
   onShutdown(async () => {
     await worker.shutdown();
+    await changes?.close();
     await metricsServer?.close();
     await tracing?.shutdown();
     await audit.close();

@@ -54,6 +54,8 @@ export async function startWorker(opts: {
   /** Pre-bundled workflow code (tests bundle once per suite). */
   workflowBundle?: WorkerDeps['workflowBundle'];
   tracing?: Tracing | null;
+  /** Publishes each new state version on the change feed (see WorkerDeps). */
+  onStateChange?: WorkerDeps['onStateChange'];
 }): Promise<RunningWorker> {
   const { config } = opts;
   const log = opts.log ?? ((m: string) => console.error(`[worker] ${m}`));
@@ -85,6 +87,7 @@ export async function startWorker(opts: {
     audit: opts.audit,
     slack,
     tracing: opts.tracing ?? null,
+    onStateChange: opts.onStateChange,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : {}),
   });
   const done = worker.run().finally(() => Promise.all([connection.close(), clientConnection.close()]));

@@ -34,6 +34,11 @@ export interface WorkerDeps {
   /** Pre-bundled workflow code (tests bundle once per suite); otherwise bundled from source at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   taskQueue?: string;
+  /**
+   * Told each time a request reaches a new version (before the server has persisted it): the composition root
+   * publishes it on the change feed that wakes the APIs' waiters (gateway/events.ts).
+   */
+  onStateChange?: ((change: { requestId: string; version: number }) => void) | undefined;
 }
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -52,7 +57,15 @@ export async function createGuardWorker(deps: WorkerDeps): Promise<Worker> {
     ...createPurgeActivities({ client: deps.client, metrics, audit }),
   };
   const sinks: InjectedSinks<GuardSinks> = {
-    guard: { events: { fn: (_info, batch) => recordEvents(batch, metrics, audit), callDuringReplay: false } },
+    guard: {
+      events: {
+        fn: (_info, batch) => {
+          deps.onStateChange?.({ requestId: batch.requestId, version: batch.version });
+          recordEvents(batch, metrics, audit);
+        },
+        callDuringReplay: false,
+      },
+    },
   };
   const traced = deps.tracing ? tracingWorkerOptions(deps.tracing, { prebuiltBundle: !!deps.workflowBundle }) : null;
   return Worker.create({

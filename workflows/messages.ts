@@ -122,6 +122,8 @@ export interface GuardEventBatch {
   action: string;
   createdAt: string;
   at: string;
+  /** The state's version after these facts: the worker announces it to the APIs (gateway/events.ts). */
+  version: number;
   /** The trace the facts belong to (the request's, or the Slack click's for an Update), when tracing is on. */
   traceId: string | null;
   /** The plan's redaction: audit lines hide these params' values (override diffs). */

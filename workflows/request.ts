@@ -139,6 +139,7 @@ export class ApprovalRequest {
       action: this.input.request.action,
       createdAt: this.input.createdAt,
       at: nowIso(),
+      version: this.state.version,
       // The span the workflow tracing interceptors made active: the request's run, or the Update/Signal's handler.
       traceId: trace.getActiveSpan()?.spanContext().traceId ?? null,
       redaction: this.plan.redaction,

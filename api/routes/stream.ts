@@ -7,6 +7,9 @@ import type { ApiDeps } from '../deps.js';
 import { findView, requestIdFromToken } from '../request-access.js';
 import { waitBody } from '../views.js';
 
+/** How long a client should wait before reconnecting after `event: error` (the SSE `retry:` field). */
+const UNAVAILABLE_RETRY_MS = 2000;
+
 /** `GET /api/guard/wait-sse`: the request's states as Server-Sent Events (SPEC section 3). */
 export function streamRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
   return async (app) => {
@@ -23,7 +26,9 @@ export function streamRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
           summary: 'Stream state changes (Server-Sent Events)',
           description:
             '`event: state` with the wait body at connect and on each change, `: heartbeat` comments, closed after ' +
-            'the outcome. Reconnect on a dropped stream: the first event is always the current state.',
+            'the outcome. Reconnect on a dropped stream: the first event is always the current state. When Temporal ' +
+            'becomes unreachable the stream ends at once with `event: error` (data `{"error":"temporal_unavailable"}`, ' +
+            'and a `retry:` delay): reconnect after it.',
           tags: ['agent'],
           querystring: tokenQuerySchema,
           produces: ['text/event-stream'],
@@ -75,9 +80,16 @@ function streamStates(deps: ApiDeps, res: ServerResponse, first: RequestView): (
     res.write(`event: state\nid: ${view.version}\ndata: ${JSON.stringify(waitBody(view, deps.receipts))}\n\n`);
     if (isTerminal(view.status)) end();
   };
+  // Temporal unreachable: say so and end, rather than hold a stream whose state may be stale; the client reconnects.
+  const fail = () => {
+    if (ended) return;
+    const body = { error: 'temporal_unavailable', detail: 'the workflow service cannot be reached; retry shortly' };
+    res.write(`retry: ${UNAVAILABLE_RETRY_MS}\nevent: error\ndata: ${JSON.stringify(body)}\n\n`);
+    end();
+  };
   res.on('close', end);
   send(first);
-  if (!ended) unsubscribe = deps.gateway.subscribe(first.requestId, send);
+  if (!ended) unsubscribe = deps.gateway.subscribe(first.requestId, send, fail);
   // The gateway may hand over a terminal view inside subscribe(), before `unsubscribe` was assigned.
   if (ended) unsubscribe?.();
   return end;

@@ -5,6 +5,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import type { ChangeFeed } from '../../gateway/events.js';
 import { startApiServer, type ApiServer } from '../../service/api-server.js';
 import { loadConfig, type Config } from '../../config/env.js';
 import { startFakeSlack, type FakeSlack } from '../../dev/fake-slack.js';
@@ -152,6 +153,8 @@ export async function startHarness(
     temporalAddress?: string;
     /** Traces the API and the worker (see observability/tracing.ts startTracing). */
     tracing?: Tracing;
+    /** The worker announces state changes here and the API hears them (gateway/events.ts); else history only. */
+    changes?: ChangeFeed;
   } = {},
 ): Promise<Harness> {
   const address = opts.temporalAddress ?? process.env.TEMPORAL_TEST_ADDRESS;
@@ -186,8 +189,15 @@ export async function startHarness(
     workflowBundle: await (opts.tracing ? tracedWorkflowBundle() : workflowBundle()),
     tracing: opts.tracing ?? null,
     log: noop,
+    ...(opts.changes ? { onStateChange: (c: { requestId: string; version: number }) => opts.changes!.publish(c) } : {}),
   });
-  const api = await startApiServer({ config, metrics, audit: audit.log, tracing: opts.tracing ?? null });
+  const api = await startApiServer({
+    config,
+    metrics,
+    audit: audit.log,
+    tracing: opts.tracing ?? null,
+    ...(opts.changes ? { changes: opts.changes } : {}),
+  });
   const url = api.url;
 
   const request = (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>

@@ -10,6 +10,7 @@ function batch(events: GuardEventBatch['events']): GuardEventBatch {
     action: 'deploy',
     createdAt: '2030-01-01T00:00:00.000Z',
     at: '2030-01-01T00:00:30.000Z',
+    version: 2,
     traceId: 'trace-1',
     redaction: { mode: 'none', keys: [] },
     events,
