@@ -99,8 +99,10 @@ export function createArchiveActivities({ archiveDir, metrics, audit, writerId =
       try {
         await mkdir(archiveDir, { recursive: true });
         // A retry (maybe on another host) may follow a write that landed before the attempt failed (fsync error,
-        // worker died): never twice.
-        const retry = Context.current().info.attempt > 1;
+        // worker died): never twice. The workflow runs the archive as a local activity first and as a normal one
+        // only after that failed or timed out, so a normal activity's first attempt is a retry too.
+        const { attempt, isLocal } = Context.current().info;
+        const retry = attempt > 1 || !isLocal;
         if (!(retry && (await alreadyArchived(archiveDir, day, input.requestId)))) {
           await appendLine(file, `${JSON.stringify(archiveLine(record, new Date().toISOString()))}\n`);
         }

@@ -276,10 +276,14 @@ function classify(method: string, err: unknown, metrics: Metrics): Error {
   const e = err as SlackishError;
   if (e.code === 'slack_webapi_rate_limited_error') {
     metrics.slackApiCalls.inc({ method, outcome: 'rate_limited' });
+    const retryAfterMs = Math.max(1, e.retryAfter ?? 1) * 1000;
+    // The delay goes in the details too: a local activity's failure reaches the workflow without nextRetryDelay,
+    // and the workflow waits it out before the normal activity takes over (workflows/activities.ts).
     return ApplicationFailure.create({
       type: 'slack_rate_limited',
       message: `${method} rate limited by Slack`,
-      nextRetryDelay: Math.max(1, e.retryAfter ?? 1) * 1000,
+      nextRetryDelay: retryAfterMs,
+      details: [{ retryAfterMs }],
     });
   }
   metrics.slackApiCalls.inc({ method, outcome: 'error' });

@@ -2,7 +2,7 @@ import { allHandlersFinished, condition, setHandler, upsertSearchAttributes } fr
 import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
 import type { Command } from '../domain/request-state.js';
 import { GUARD_SEARCH_ATTRIBUTE_KEYS as sa } from '../temporal/search-attributes.js';
-import { archive } from './activities.js';
+import { run } from './activities.js';
 import * as msg from './messages.js';
 import { ApprovalRequest } from './request.js';
 import { syncSlackMessage } from './slack-message.js';
@@ -41,7 +41,7 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
   await runTimers(req);
   // The archive needs the message's address, not its final render: both go out in the deciding task.
   await condition(() => req.postSettled);
-  await Promise.all([slackDone, archive.archiveRequest({ input, final: req.view() })]);
+  await Promise.all([slackDone, run('archiveRequest', { input, final: req.view() })]);
   upsertSearchAttributes([{ key: sa.GuardArchived, value: true }]);
   await condition(() => req.idle && allHandlersFinished());
   return req.view();

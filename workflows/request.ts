@@ -19,7 +19,7 @@ import {
   type RequestState,
 } from '../domain/request-state.js';
 import { GUARD_SEARCH_ATTRIBUTE_KEYS as sa } from '../temporal/search-attributes.js';
-import { notices } from './activities.js';
+import { run } from './activities.js';
 import * as msg from './messages.js';
 
 export interface GuardSinks extends Sinks {
@@ -113,7 +113,7 @@ export class ApprovalRequest {
     if (outcome.ok) return;
     log.info('signal refused', { command: command.type, reason: outcome.reason });
     const to = asReplyTo(replyTo);
-    if (to) this.track(notices.tellRefusal({ replyTo: to, reason: outcome.reason, message: outcome.message }));
+    if (to) this.track(run('tellRefusal', { replyTo: to, reason: outcome.reason, message: outcome.message }));
   }
 
   /** A timer's command, stamped with its deadline; a refusal (already decided) is simply nothing to do. */
@@ -155,8 +155,9 @@ export class ApprovalRequest {
     }
     const t = reduce(this.state, this.plan, command, at);
     if (!t.ok) return t;
+    const news = t.state.version !== this.state.version;
     this.state = t.state;
-    this.record();
+    this.record(news);
     this.report(t.events);
     return { ok: true };
   }
@@ -166,13 +167,16 @@ export class ApprovalRequest {
   }
 
   /**
-   * Every state change goes into the memo as the whole view (null when too large: readers then query), so the
+   * Every new version goes into the memo as the whole view (null when too large: readers then query), so the
    * history carries each new state, a Signal's or a timer's too: API replicas wake their waiters without a query,
-   * and the Temporal UI shows it. Search attributes are written only when they change.
+   * and the Temporal UI shows it. A change without a new version (the post settled) waits for the next one: nobody
+   * is woken for it. Search attributes are written only when they change. Each write is a history event and a
+   * visibility update.
    */
-  private record(): void {
+  private record(news: boolean): void {
     const changed = searchAttributeChanges(this.state);
     if (changed.length > 0) upsertSearchAttributes(changed);
+    if (!news) return;
     const view = this.view();
     upsertMemo({ [msg.VIEW_MEMO_KEY]: JSON.stringify(view).length <= VIEW_MEMO_MAX_CHARS ? view : null });
   }

@@ -1,6 +1,6 @@
 import { ActivityFailure, condition, log } from '@temporalio/workflow';
 import type { Notification, RequestState } from '../domain/request-state.js';
-import { slack } from './activities.js';
+import { run } from './activities.js';
 import type { PostOutcome, SlackRef, UpdateHint } from './messages.js';
 import type { ApprovalRequest } from './request.js';
 
@@ -36,13 +36,13 @@ export async function syncSlackMessage(req: ApprovalRequest): Promise<void> {
 export async function postEscalationNotice(req: ApprovalRequest): Promise<void> {
   await condition(() => req.postSettled);
   const { request, plan } = req.input;
-  await slack.postEscalationNotice({ request, plan, state: req.state, ref: req.slackRef });
+  await run('postEscalationNotice', { request, plan, state: req.state, ref: req.slackRef });
 }
 
 async function post(req: ApprovalRequest, state: RequestState): Promise<PostOutcome> {
   const { request, plan } = req.input;
   try {
-    const outcome = await slack.postRequestMessage({ request, plan, state });
+    const outcome = await run('postRequestMessage', { request, plan, state });
     // The address first: the view recorded with the notification then says where the message is.
     if (outcome.slack === 'posted') req.slackRef = { channel: outcome.channel, ts: outcome.ts };
     return outcome;
@@ -57,7 +57,7 @@ async function post(req: ApprovalRequest, state: RequestState): Promise<PostOutc
 async function update(req: ApprovalRequest, state: RequestState, ref: SlackRef): Promise<UpdateHint> {
   const { request, plan } = req.input;
   try {
-    return (await slack.updateRequestMessage({ request, plan, state, ref })) ?? {};
+    return (await run('updateRequestMessage', { request, plan, state, ref })) ?? {};
   } catch (err) {
     log.error('updating the Slack message failed', { error: failureMessage(err) });
     return {};
@@ -69,7 +69,7 @@ async function threadParams(req: ApprovalRequest, state: RequestState, ref: Slac
   if (!hint.paramsCut || req.paramsThreaded.has(state.payloadHash)) return;
   req.paramsThreaded.add(state.payloadHash);
   const { request, plan } = req.input;
-  await slack.postParamsThread({ request, plan, state, ref }).catch((err: unknown) => {
+  await run('postParamsThread', { request, plan, state, ref }).catch((err: unknown) => {
     log.error('posting the params thread failed', { error: failureMessage(err) });
   });
 }

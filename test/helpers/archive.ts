@@ -34,7 +34,7 @@ export function finishedRecord(spec: RecordSpec): ArchiveRecord {
 // Failed attempts are expected in these tests: the SDK's warning for each would only be noise.
 const quiet = new DefaultLogger('ERROR');
 
-/** The real archive activity, run in a mock activity context (attempt number settable), with its metrics. */
+/** The real archive activity, run in a mock activity context (attempt and locality settable), with its metrics. */
 export function archiver(archiveDir: string, writerId = 'w1') {
   const metrics = createMetrics();
   const audit: string[] = [];
@@ -53,8 +53,9 @@ export function archiver(archiveDir: string, writerId = 'w1') {
   return {
     metrics,
     audit,
-    archive: (record: ArchiveRecord, attempt = 1) =>
-      new MockActivityEnvironment({ attempt }, { logger: quiet }).run<
+    /** `isLocal`: the workflow runs the archive as a local activity first, a normal one after that failed. */
+    archive: (record: ArchiveRecord, attempt = 1, isLocal = true) =>
+      new MockActivityEnvironment({ attempt, isLocal }, { logger: quiet }).run<
         [ArchiveRecord],
         { file: string },
         typeof archiveRequest

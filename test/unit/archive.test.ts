@@ -48,6 +48,15 @@ test('a retry after a write that landed does not write the line twice', async ()
   expect((await linesOf(file)).map((l) => (JSON.parse(l) as ArchiveLine).requestId)).toEqual(['req-2', 'req-3']);
 });
 
+test('the normal activity after a local attempt that wrote the line (then timed out) does not write it again', async () => {
+  const a = archiver(dir);
+  const record = finishedRecord({ id: 'req-4', decidedAt: '2025-03-04T11:30:00.000Z' });
+  const { file } = await a.archive(record, 1, true);
+  await a.archive(record, 1, false);
+  await a.archive(finishedRecord({ id: 'req-5', decidedAt: '2025-03-04T11:40:00.000Z' }), 1, false);
+  expect((await linesOf(file)).map((l) => (JSON.parse(l) as ArchiveLine).requestId)).toEqual(['req-4', 'req-5']);
+});
+
 test('a retry on another host finds the line the first host wrote', async () => {
   const record = finishedRecord({ id: 'req-6', decidedAt: '2025-03-04T13:00:00.000Z' });
   const first = await archiver(dir, 'host-a').archive(record, 1);

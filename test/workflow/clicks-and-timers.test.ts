@@ -7,6 +7,8 @@ import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import type { approvalWorkflow } from '../../workflows/approval.js';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import { randomUUID } from 'node:crypto';
 import { MAX_CLICK_IDS } from '../../workflows/request.js';
 import {
@@ -18,7 +20,7 @@ import {
   type ApprovalInput,
 } from '../../workflows/messages.js';
 import { makePlan } from '../fixtures/plans.js';
-import { approvalInput, eventually, mockActivities, useSuite, withWorker } from './harness.js';
+import { approvalInput, eventually, mockActivities, SLACK_REF, useSuite, withWorker } from './harness.js';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
@@ -34,6 +36,42 @@ function start(input: ApprovalInput, taskQueue: string): Promise<Handle> {
     workflowId: input.requestId,
     args: [input],
   });
+}
+
+type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
+
+/** Events a workflow task's completion writes (its commands), right after its WorkflowTaskCompleted. */
+const COMMAND_EVENTS = new Set<number>([
+  EventType.EVENT_TYPE_TIMER_STARTED,
+  EventType.EVENT_TYPE_TIMER_CANCELED,
+  EventType.EVENT_TYPE_MARKER_RECORDED,
+  EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+  EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+  EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+  EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+]);
+
+/** A history cut into workflow tasks: what each task's completion wrote, and its local activities by name. */
+function workflowTasks(events: HistoryEvent[]): Array<{ types: number[]; localActivities: string[] }> {
+  const tasks: Array<{ types: number[]; localActivities: string[] }> = [];
+  let open = false;
+  for (const e of events) {
+    const type = Number(e.eventType);
+    if (type === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) {
+      tasks.push({ types: [], localActivities: [] });
+      open = true;
+      continue;
+    }
+    open &&= COMMAND_EVENTS.has(type);
+    if (!open) continue;
+    const task = tasks.at(-1)!;
+    task.types.push(type);
+    const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
+    if (data)
+      task.localActivities.push((JSON.parse(Buffer.from(data).toString()) as { activity_type: string }).activity_type);
+  }
+  return tasks;
 }
 
 async function eventTypes(handle: Handle): Promise<number[]> {
@@ -213,31 +251,62 @@ describe('timers and the end of a request', () => {
     });
   });
 
-  test('the archive is scheduled by the deciding task, beside the final Slack update', async () => {
+  test('the deciding task runs the final Slack update and the archive locally, and completes the request', async () => {
     const mocks = mockActivities();
     await withWorker({ env, bundle, mocks }, async (taskQueue) => {
       const handle = await start(await approvalInput(env, {}), taskQueue);
       await eventually(
         () => handle.query(stateQuery),
-        (v) => v.slack !== null,
+        (v) => v.notification.slack === 'posted',
       );
       await handle.signal(approveSignal, { userId: 'U_ALICE' });
       expect(await handle.result()).toMatchObject({ status: 'approved' });
-      const events = (await handle.fetchHistory()).events ?? [];
-      const signalled = events.findIndex(
-        (e) => Number(e.eventType) === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
-      );
-      const scheduled = events
-        .slice(signalled)
-        .filter((e) => Number(e.eventType) === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
-        .map((e) => ({
-          type: e.activityTaskScheduledEventAttributes?.activityType?.name,
-          task: Number(e.activityTaskScheduledEventAttributes?.workflowTaskCompletedEventId),
-        }));
-      expect(scheduled.map((s) => s.type).sort()).toEqual(['archiveRequest', 'updateRequestMessage']);
-      expect(scheduled[0]!.task).toBe(scheduled[1]!.task);
+      // (A task that wrote nothing is one the server ran to answer a query of the test's.)
+      const tasks = workflowTasks((await handle.fetchHistory()).events ?? []).filter((t) => t.types.length > 0);
+      // Start: the post ran locally in the first task (no activity task); the click: one task that ends it all.
+      expect(tasks.map((t) => t.localActivities)).toEqual([
+        ['postRequestMessage'],
+        ['updateRequestMessage', 'archiveRequest'],
+      ]);
+      expect(tasks.flatMap((t) => t.types)).not.toContain(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED);
+      expect(tasks[1]!.types.at(-1)).toBe(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED);
       expect(mocks.calls.archiveRequest).toHaveLength(1);
       expect(mocks.calls.archiveRequest[0]!.final).toMatchObject({ status: 'approved', slack: expect.any(Object) });
+    });
+  });
+
+  test('a local attempt that fails retryably goes on as a normal activity; a permanent failure does not', async () => {
+    const mocks = mockActivities({
+      // Slack rate limits the local attempt: the normal activity (with the long retry budget) posts it.
+      postRequestMessage: async (input) => {
+        mocks.calls.postRequestMessage.push(input);
+        if (Context.current().info.isLocal)
+          throw ApplicationFailure.retryable('chat.postMessage: 503', 'slack_unavailable');
+        return { slack: 'posted', ...SLACK_REF };
+      },
+      // A permanent refusal is final: no normal activity tries the update again.
+      updateRequestMessage: async () => {
+        throw ApplicationFailure.nonRetryable('chat.update failed: message_not_found', 'slack_message_not_found');
+      },
+    });
+    await withWorker({ env, bundle, mocks }, async (taskQueue) => {
+      const handle = await start(await approvalInput(env, {}), taskQueue);
+      await eventually(
+        () => handle.query(stateQuery),
+        (v) => v.notification.slack === 'posted',
+      );
+      expect(mocks.calls.postRequestMessage).toHaveLength(2);
+      const scheduled = ((await handle.fetchHistory()).events ?? []).map(
+        (e) => e.activityTaskScheduledEventAttributes?.activityType?.name,
+      );
+      expect(scheduled.filter(Boolean)).toEqual(['postRequestMessage']);
+      await handle.signal(approveSignal, { userId: 'U_ALICE' });
+      expect(await handle.result()).toMatchObject({ status: 'approved' });
+      expect(mocks.calls.archiveRequest).toHaveLength(1);
+      const after = ((await handle.fetchHistory()).events ?? []).map(
+        (e) => e.activityTaskScheduledEventAttributes?.activityType?.name,
+      );
+      expect(after.filter(Boolean)).toEqual(['postRequestMessage']);
     });
   });
 });

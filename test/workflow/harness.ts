@@ -12,6 +12,7 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { randomUUID } from 'node:crypto';
 import type { ArchiveActivities } from '../../activities/archive.js';
@@ -55,7 +56,10 @@ export const SLACK_REF = { channel: 'C_APPROVALS', ts: '1700000000.000100' };
 export interface ActivityMocks {
   activities: GuardActivities;
   calls: CallLog;
-  /** Holds `archiveRequest` open until `releaseArchive()`, keeping a decided workflow running. */
+  /**
+   * Holds `archiveRequest` open until `releaseArchive()`, keeping a decided workflow running: its local attempt
+   * fails at once (a held local activity would hold the workflow task), the normal activity after it waits.
+   */
   holdArchive(): void;
   releaseArchive(): void;
 }
@@ -69,7 +73,7 @@ export function mockActivities(overrides: Partial<GuardActivities> = {}): Activi
     tellRefusal: [],
     archiveRequest: [],
   };
-  let gate: Promise<void> = Promise.resolve();
+  let gate: Promise<void> | null = null;
   let release: () => void = () => undefined;
   const activities: GuardActivities = {
     async postRequestMessage(input) {
@@ -90,6 +94,7 @@ export function mockActivities(overrides: Partial<GuardActivities> = {}): Activi
       calls.tellRefusal.push(input);
     },
     async archiveRequest(input) {
+      if (gate && Context.current().info.isLocal) throw ApplicationFailure.retryable('held', 'archive_held');
       calls.archiveRequest.push(input);
       await gate;
       return { file: '/archive/requests.jsonl' };
@@ -102,7 +107,10 @@ export function mockActivities(overrides: Partial<GuardActivities> = {}): Activi
     holdArchive: () => {
       gate = new Promise((resolve) => (release = resolve));
     },
-    releaseArchive: () => release(),
+    releaseArchive: () => {
+      release();
+      gate = null;
+    },
   };
 }
 

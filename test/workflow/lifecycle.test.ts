@@ -551,11 +551,14 @@ describe('Slack', () => {
         version: outcome.slack === 'failed' ? 2 : 1,
         slack: outcome.slack === 'posted' ? SLACK_REF : null,
       });
-      const memo = (await handle.describe()).memo?.[VIEW_MEMO_KEY] as RequestView;
-      expect(memo).toEqual(view);
+      const memo = async () => (await handle.describe()).memo?.[VIEW_MEMO_KEY];
+      // The memo gets each new version: a failure at once, the others with the next change.
+      expect(await memo()).toEqual(outcome.slack === 'failed' ? view : undefined);
       // The notification changes nothing on screen: no update until the decision.
       await handle.executeUpdate(approveUpdate, { args: [{ userId: 'U_ALICE' }] });
-      await handle.result();
+      const final = await handle.result();
+      expect(final.notification).toEqual(notification);
+      expect(await memo()).toEqual(final);
       expect(mocks.calls.updateRequestMessage.map((c) => c.state.status)).toEqual(
         outcome.slack === 'posted' ? ['approved'] : [],
       );

@@ -1,10 +1,11 @@
 /**
  * The recorded replay scenarios: each drives one request through a path of the workflow, and
  * `test/fixtures/histories/<name>.json` is a history of that run (`npx tsx test/fixtures/histories/record.ts`).
- * Together they cover every command the workflow issues: timers, each activity, memo and search-attribute upserts,
- * Updates and Signals (refused, replayed), a failed activity.
+ * Together they cover every command the workflow issues: timers, local activities and the normal ones they fall back
+ * to, memo and search-attribute upserts, Updates and Signals (refused, replayed), a failed Slack post.
  */
 import type { WorkflowHandle } from '@temporalio/client';
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { approvalWorkflow } from '../../workflows/approval.js';
@@ -98,7 +99,7 @@ export const SCENARIOS: Scenario[] = [
       });
     },
     final: { status: 'approved', effectiveParams: { database: 'orders', steps: 7 }, decidedBy: 'U_ALICE' },
-    covers: ['EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED', 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED'],
+    covers: ['EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED', 'EVENT_TYPE_MARKER_RECORDED'],
   },
   {
     name: 'escalation',
@@ -164,7 +165,7 @@ export const SCENARIOS: Scenario[] = [
       await handle.signal(denySignal, { userId: 'U_BOB', reason: 'not now', ...clickFrom('U_BOB', 'b1') });
     },
     final: { status: 'denied', decidedBy: 'U_BOB', reason: 'not now' },
-    covers: ['EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED', 'EVENT_TYPE_ACTIVITY_TASK_COMPLETED'],
+    covers: ['EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED', 'EVENT_TYPE_MARKER_RECORDED'],
   },
   {
     name: 'slack-failure',
@@ -196,7 +197,37 @@ export const SCENARIOS: Scenario[] = [
       slack: null,
       notification: { slack: 'failed', error: 'chat.postMessage failed: channel_not_found' },
     },
-    covers: ['EVENT_TYPE_ACTIVITY_TASK_FAILED', 'EVENT_TYPE_TIMER_FIRED'],
+    covers: ['EVENT_TYPE_MARKER_RECORDED', 'EVENT_TYPE_TIMER_FIRED'],
+  },
+  {
+    name: 'slack-down',
+    // Slack fails the local attempts: every call goes on as a normal activity, whose retries get it through.
+    mocks: () => {
+      const base = mockActivities();
+      const viaActivity =
+        <I, O>(fn: (input: I) => Promise<O>) =>
+        async (input: I): Promise<O> => {
+          if (Context.current().info.isLocal) throw ApplicationFailure.retryable('Slack is down', 'slack_unavailable');
+          return fn(input);
+        };
+      return {
+        ...base,
+        activities: {
+          ...base.activities,
+          postRequestMessage: viaActivity(base.activities.postRequestMessage),
+          updateRequestMessage: viaActivity(base.activities.updateRequestMessage),
+          tellRefusal: viaActivity(base.activities.tellRefusal),
+        },
+      };
+    },
+    input: (env) => approvalInput(env),
+    async drive(_env, handle) {
+      await posted(handle);
+      await handle.signal(approveSignal, { userId: 'U_MALLORY', ...clickFrom('U_MALLORY', 'm') });
+      await handle.signal(approveSignal, { userId: 'U_ALICE', ...clickFrom('U_ALICE', 'a') });
+    },
+    final: { status: 'approved', decidedBy: 'U_ALICE', notification: { slack: 'posted' } },
+    covers: ['EVENT_TYPE_ACTIVITY_TASK_SCHEDULED', 'EVENT_TYPE_ACTIVITY_TASK_COMPLETED'],
   },
 ];
 
