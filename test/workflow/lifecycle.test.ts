@@ -413,9 +413,10 @@ describe('decisions over Updates', () => {
       { status: 'cancelled', decidedBy: 'U_REQ', reason: 'wrong branch' },
     ],
     [
-      'admin approval while personas are pending',
-      (h) => h.executeUpdate(adminDecisionUpdate, { args: [{ decision: 'approve', actor: 'admin:ops' }] }),
-      { status: 'approved', decidedBy: 'admin:ops' },
+      'break-glass admin approval while personas are pending',
+      (h) =>
+        h.executeUpdate(adminDecisionUpdate, { args: [{ decision: 'approve', actor: 'admin:ops', breakGlass: true }] }),
+      { status: 'approved', decidedBy: 'admin:ops', breakGlass: true },
     ],
     [
       'admin denial',
