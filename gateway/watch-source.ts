@@ -12,10 +12,15 @@ export interface FollowBatch {
   nextPageToken: Uint8Array | null;
 }
 
+export type Limit = <T>(call: () => Promise<T>) => Promise<T>;
+
 /** What the watcher needs of Temporal; tests give it a fake. */
 export interface WatchSource {
-  /** The state Temporal has persisted. Throws NotFoundError for an unknown request. */
-  read(requestId: string): Promise<RequestView>;
+  /**
+   * The state Temporal has persisted. Throws NotFoundError for an unknown request. Calls that load the server go
+   * through `limit` (the watcher bounds them); waiting on a worker (a query) does not hold a slot.
+   */
+  read(requestId: string, limit: Limit): Promise<RequestView>;
   /** One history long-poll round from `pageToken` (null: the whole history so far, answered at once). */
   follow(requestId: string, pageToken: Uint8Array | null, signal: AbortSignal): Promise<FollowBatch>;
   /** Resolves when Temporal answers within `deadlineMs`. */
@@ -42,14 +47,16 @@ export class TemporalWatchSource implements WatchSource {
     private readonly query: (requestId: string) => Promise<RequestView>,
   ) {}
 
-  async read(requestId: string): Promise<RequestView> {
+  async read(requestId: string, limit: Limit): Promise<RequestView> {
     let memo: RequestView | null = null;
     let pending = false;
     try {
-      const res = await this.client.workflowService.describeWorkflowExecution({
-        namespace: this.client.options.namespace,
-        execution: { workflowId: requestId },
-      });
+      const res = await limit(() =>
+        this.client.workflowService.describeWorkflowExecution({
+          namespace: this.client.options.namespace,
+          execution: { workflowId: requestId },
+        }),
+      );
       const payload = res.workflowExecutionInfo?.memo?.fields?.[VIEW_MEMO_KEY] as Payload | undefined;
       memo = payload ? this.decodeView([payload]) : null;
       pending = !!res.pendingWorkflowTask;

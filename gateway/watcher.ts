@@ -39,7 +39,7 @@ export const WATCHER_DEFAULTS = {
   sweepMs: 60_000,
   uncoveredSweepMs: 2_000,
   sweepReadsPerSec: 200,
-  maxReads: 32,
+  maxReads: 128,
   healthProbeMs: 1_000,
   tickMs: 250,
 } as const;
@@ -50,12 +50,16 @@ export interface WatcherStats {
   listeners: number;
   historyPolls: number;
   feedConnected: boolean;
+  /** Connected, and not caught losing a notice lately: watches it covers are answered without reading. */
+  feedTrusted: boolean;
   temporalDown: boolean;
   notices: number;
   /** Reads of Temporal made, by why they were made, and those that failed. */
   reads: { foreground: number; catchUp: number; resync: number; sweep: number; failed: number };
   /** Notices whose version never showed in the persisted state within the catch-up window. */
   unconfirmedNotices: number;
+  /** Changes read that no notice announced: each makes the feed untrusted for a while. */
+  lostNotices: number;
 }
 
 interface Subscriber {
@@ -96,8 +100,10 @@ const RECENT_CHANGES_TTL_MS = 60_000;
 /** A watch may start from a read at most this old (younger than the recent notices it is checked against). */
 const SEED_MAX_AGE_MS = 10_000;
 const LAST_READS_MAX = 50_000;
-/** How long a read stays the answer for new waiters and wait bounds of a request the feed covers. */
-const TRUST_MS = 1_000;
+/** A read showed a version no notice announced: how long the notice may still be on its way. */
+const NOTICE_GRACE_MS = 2_000;
+/** A feed caught losing a notice is not trusted for this long (history long-polls and sweeps serve meanwhile). */
+const DISTRUST_MS = 5 * 60_000;
 /** Re-reads after a notice until its version is persisted: the notice is sent before the server has the task. */
 const CATCH_UP_DELAYS_MS = [0, 10, 20, 40, 80, 160, 320, 640, 1280];
 const HEALTH_DEADLINE_MS = 2_000;
@@ -117,11 +123,13 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * Wakes waiters (long-polls and SSE streams) when a request's state changes, at any number of waiters:
  * - The change feed (events.ts) tells which request reached which version; the watcher then reads the persisted
  *   state once per request, however many wait on it, and re-reads until it shows that version.
- * - While the feed is absent or down, up to `maxHistoryPolls` requests are followed by a server-side history
- *   long-poll each; the others are re-read by a rate-limited sweep (slower, never refused).
- * - A watch the feed covers is still swept now and then, and every watch is re-read when the feed reconnects:
- *   a notice missed while disconnected never leaves a waiter asleep.
- * - A long-poll's wait bound is answered with state the watcher knows to be current, else read again.
+ * - While the feed is connected, the requests it covers (read since it connected) are current without reading:
+ *   new waiters and wait bounds are answered from the watch. The trust is checked: a periodic sweep re-reads every
+ *   watched request, and a version that no notice announced (a lost notice: a worker publishing elsewhere, a
+ *   publisher cut off from Redis) makes the feed untrusted for a while, as if it were down.
+ * - While the feed is absent, down or untrusted, up to `maxHistoryPolls` requests are followed by a server-side
+ *   history long-poll each (the busiest first); the others are re-read by a rate-limited sweep (slower, never
+ *   refused), and a wait bound is answered with a fresh read; when the feed is back every watch is read again.
  * - While Temporal is down, waiters are answered with TemporalUnavailableError at once.
  * Reads go through a bounded number of concurrent calls; waiters beyond it wait, they are never refused.
  */
@@ -139,7 +147,10 @@ export class StateWatcher {
   private lowReading = 0;
   private polls = 0;
   private epoch = 0;
+  /** The feed is connected and trusted: notices are heard. */
   private feedUp = false;
+  private feedConnected = false;
+  private distrustUntil = 0;
   private down = false;
   private slowChecks = 0;
   private probing = false;
@@ -158,6 +169,7 @@ export class StateWatcher {
     sweep: 0,
     failed: 0,
     unconfirmed: 0,
+    lostNotices: 0,
   };
 
   constructor(
@@ -280,11 +292,13 @@ export class StateWatcher {
       watches: this.watches.size,
       listeners,
       historyPolls: this.polls,
-      feedConnected: this.feedUp,
+      feedConnected: this.feedConnected,
+      feedTrusted: this.feedUp,
       temporalDown: this.down,
       notices: c.notices,
       reads: { foreground: c.foreground, catchUp: c.catchUp, resync: c.resync, sweep: c.sweep, failed: c.failed },
       unconfirmedNotices: c.unconfirmed,
+      lostNotices: c.lostNotices,
     };
   }
 
@@ -339,14 +353,9 @@ export class StateWatcher {
     return this.feedUp && w.coveredEpoch === this.epoch;
   }
 
-  /**
-   * The watch's state is current as far as this process can know without reading: its history long-poll follows it,
-   * or the feed covers it and a read confirmed it a moment ago. (A notice may be lost, e.g. a change made by a worker
-   * that publishes elsewhere: trust in the feed alone is kept short, so a waiter's answer is never older than that.)
-   */
+  /** The watch's state is current as far as this process can know without reading. */
   private fresh(w: Watch): boolean {
-    if (w.pollLive) return true;
-    return this.covered(w) && w.want <= versionOf(w.latest) && Date.now() - w.checkedAt < TRUST_MS;
+    return w.pollLive || (this.covered(w) && w.want <= versionOf(w.latest));
   }
 
   private offer(w: Watch, view: RequestView): void {
@@ -357,6 +366,10 @@ export class StateWatcher {
   }
 
   private adopt(w: Watch, read: ReadResult): void {
+    // The feed is trusted, and checked: a covered watch whose read shows a version nobody announced lost a notice.
+    if (w.latest && this.covered(w) && read.epoch === this.epoch && read.view.version > w.latest.version) {
+      this.suspect(w.requestId, read.view.version);
+    }
     if (read.startedAt >= w.checkedAt) {
       w.checkedAt = read.startedAt;
       if (read.epoch !== null && read.epoch === this.epoch) w.coveredEpoch = read.epoch;
@@ -403,6 +416,25 @@ export class StateWatcher {
   // ----------------------------------------------------------------------------------------------------------
   // The change feed
 
+  /** A notice normally comes before the state it announces is readable; give it a moment, then call it lost. */
+  private suspect(requestId: string, version: number): void {
+    const check = () => {
+      if ((this.recent.get(requestId)?.version ?? -1) >= version) return;
+      this.counts.lostNotices += 1;
+      if (Date.now() >= this.distrustUntil) {
+        this.log(
+          `change feed: ${requestId} reached version ${version} without a notice (a worker that does not publish ` +
+            `here? every worker needs the same REDIS_URL as the APIs); not trusting the feed for ` +
+            `${DISTRUST_MS / 60_000} min`,
+        );
+      }
+      this.distrustUntil = Date.now() + DISTRUST_MS;
+      this.updateFeed();
+    };
+    if ((this.recent.get(requestId)?.version ?? -1) >= version) return;
+    setTimeout(check, NOTICE_GRACE_MS).unref();
+  }
+
   private onChange(change: StateChange): void {
     this.counts.notices += 1;
     this.noteRecent(change);
@@ -412,7 +444,14 @@ export class StateWatcher {
     this.refresh(w, 'catchUp');
   }
 
-  private onFeedStatus(up: boolean): void {
+  private onFeedStatus(connected: boolean): void {
+    this.feedConnected = connected;
+    this.updateFeed();
+  }
+
+  /** The feed counts when it is connected and has not been caught losing a notice lately. */
+  private updateFeed(): void {
+    const up = this.feedConnected && Date.now() >= this.distrustUntil;
     if (up === this.feedUp) return;
     const first = this.epoch === 0;
     this.epoch += 1;
@@ -454,6 +493,7 @@ export class StateWatcher {
       if (now - read.startedAt < SEED_MAX_AGE_MS) break;
       this.lastReads.delete(id);
     }
+    if (this.distrustUntil > 0 && now >= this.distrustUntil) this.updateFeed();
     if (this.watches.size === 0) return;
     this.probeSoon();
     this.sweepBudget = Math.min(
@@ -574,10 +614,12 @@ export class StateWatcher {
     if (pending) return pending;
     this.counts[lane] += 1;
     const epoch = this.feedUp ? this.epoch : null;
-    const run = this.limited(HIGH.has(lane), async () => {
+    const high = HIGH.has(lane);
+    const limit = <T>(call: () => Promise<T>) => this.limited(high, call);
+    const run = (async () => {
       const startedAt = Date.now();
       try {
-        const view = await this.source.read(requestId);
+        const view = await this.source.read(requestId, limit);
         this.markUp();
         const result: ReadResult = { view, startedAt, epoch: epoch === this.epoch ? epoch : null };
         this.remember(view);
@@ -589,7 +631,7 @@ export class StateWatcher {
         this.counts.failed += 1;
         throw err;
       }
-    }).finally(() => this.inflight.delete(requestId));
+    })().finally(() => this.inflight.delete(requestId));
     this.inflight.set(requestId, run);
     return run;
   }

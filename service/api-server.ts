@@ -20,6 +20,8 @@ import { createSlackInteractions } from '../slack/interactions.js';
 import { createMemoryReplayCache, createRedisReplayCache } from '../slack/replay-cache.js';
 import { startSocketMode, type SocketMode } from '../slack/socket-mode.js';
 
+const LISTEN_BACKLOG = 4096;
+
 export interface ApiServer {
   app: FastifyInstance;
   url: string;
@@ -91,7 +93,9 @@ export async function startApiServer(opts: {
     knownActions: () => policyActions(policy.loaded),
     log: (msg) => app.log.warn(msg),
   });
-  const url = await app.listen({ port: config.PORT, host: config.HOST });
+  // A burst of waiters connecting (thousands a second) overflows Node's default accept queue of 511: the kernel then
+  // drops connections (clients retry a second later, or are reset). The kernel caps this at net.core.somaxconn.
+  const url = await app.listen({ port: config.PORT, host: config.HOST, backlog: LISTEN_BACKLOG });
   return {
     app,
     url,

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { RedisChangeFeed } from '../../gateway/events-redis.js';
 import type { ApiServer } from '../../service/api-server.js';
-import { approveSignal, stateQuery } from '../../workflows/messages.js';
+import { approveSignal } from '../../workflows/messages.js';
 import { eventually } from '../helpers/eventually.js';
 import { startApi } from './fixtures.js';
 import { ADMIN_TOKEN, SIGNING_SECRET, startHarness, type Created, type Harness } from './harness.js';
@@ -23,13 +23,6 @@ async function parked(api: ApiServer, requestId: string, count: number): Promise
     intervalMs: 20,
     what: `${count} waiter(s) parked on ${requestId}`,
   });
-}
-
-async function approvedInTemporal(h: Harness, requestId: string): Promise<void> {
-  await eventually(
-    async () => (await h.client.workflow.getHandle(requestId).query(stateQuery)).status === 'approved' || undefined,
-    { timeoutMs: 10_000, what: `${requestId} approved in Temporal` },
-  );
 }
 
 function lastState(stream: SseStream) {
@@ -71,19 +64,39 @@ describe('one process (npm start): the in-process change feed', () => {
     // One read per decided request (a few more when a notice beat the server's commit), not one per waiter.
     expect(after.reads.catchUp - before.reads.catchUp).toBeLessThan(requests.length * 4);
   });
+});
 
-  test('a long-poll is never answered with stale state: a change whose notice was lost is read at the bound', async () => {
-    const req = await h.create('simple');
-    const waiting = longPoll(h.url, req.token, 3);
-    await parked(h.api, req.requestId, 1);
+describe('a lost notice (a worker that publishes elsewhere)', () => {
+  const feed = new LossyFeed();
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness({ changes: feed, env: { WATCH_HISTORY_POLLS: '10', WATCH_SWEEP_SEC: '1' } });
+  }, 60_000);
+  afterAll(async () => {
+    await h?.close();
+    await feed.close();
+  });
+
+  test('the sweep tells the waiter, and the feed is not trusted for a while: history long-polls take over', async () => {
+    const lost = await h.create('simple');
+    const waiting = longPoll(h.url, lost.token, 30);
+    await parked(h.api, lost.requestId, 1);
     feed.losing = true;
     try {
-      await h.click('approve', req.requestId, 'U_BOB');
-      await approvedInTemporal(h, req.requestId);
+      await h.click('approve', lost.requestId, 'U_BOB');
       expect(await waiting).toMatchObject({ status: 200, body: { status: 'approved', decidedBy: 'U_BOB' } });
     } finally {
       feed.losing = false;
     }
+    await eventually(() => (h.api.gateway.watcherStats().lostNotices > 0 ? true : undefined), { timeoutMs: 10_000 });
+    expect(h.api.gateway.watcherStats()).toMatchObject({ feedConnected: true, feedTrusted: false });
+    const next = await h.create('simple');
+    const told = longPoll(h.url, next.token, 30);
+    await parked(h.api, next.requestId, 1);
+    await eventually(() => (h.api.gateway.watcherStats().historyPolls > 0 ? true : undefined), { timeoutMs: 5000 });
+    await h.click('approve', next.requestId, 'U_ALICE');
+    expect(await told).toMatchObject({ status: 200, body: { status: 'approved' } });
   });
 });
 
@@ -104,7 +117,7 @@ describe('API replicas: Redis pub/sub', () => {
     });
     other = await startApi(h.config);
     for (const api of [h.api, other]) {
-      await eventually(() => api.gateway.watcherStats().feedConnected || undefined, {
+      await eventually(() => api.gateway.watcherStats().feedTrusted || undefined, {
         timeoutMs: 10_000,
         what: 'the replica to hear the feed',
       });
@@ -146,11 +159,11 @@ describe('API replicas: Redis pub/sub', () => {
   test('Redis down: history long-polls (bounded) and sweeps wake the waiters; back up: the feed again', async () => {
     const bounded = await startApi({ ...h.config, WATCH_HISTORY_POLLS: 1 });
     try {
-      await eventually(() => bounded.gateway.watcherStats().feedConnected || undefined, { timeoutMs: 10_000 });
+      await eventually(() => bounded.gateway.watcherStats().feedTrusted || undefined, { timeoutMs: 10_000 });
       const followed = await h.create('simple');
       const swept = await h.create('simple');
       await redis.stop();
-      await eventually(() => (bounded.gateway.watcherStats().feedConnected ? undefined : true), { timeoutMs: 10_000 });
+      await eventually(() => (bounded.gateway.watcherStats().feedTrusted ? undefined : true), { timeoutMs: 10_000 });
 
       const many = [longPoll(bounded.url, followed.token, 30), longPoll(bounded.url, followed.token, 30)];
       const one = longPoll(bounded.url, swept.token, 30);
@@ -169,7 +182,7 @@ describe('API replicas: Redis pub/sub', () => {
       for (const a of await Promise.all(many)) expect(a).toMatchObject({ status: 200, body: { status: 'approved' } });
 
       redis = await startRedis(redis.port);
-      await eventually(() => bounded.gateway.watcherStats().feedConnected || undefined, { timeoutMs: 15_000 });
+      await eventually(() => bounded.gateway.watcherStats().feedTrusted || undefined, { timeoutMs: 15_000 });
       const after = await h.create('simple');
       const waiting = longPoll(bounded.url, after.token, 30);
       await parked(bounded, after.requestId, 1);

@@ -6,7 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalChangeFeed, type ChangeFeed, type ChangeListener, type StateChange } from '../../gateway/events.js';
 import { NotFoundError } from '../../gateway/types.js';
-import type { FollowBatch, WatchSource } from '../../gateway/watch-source.js';
+import type { FollowBatch, Limit, WatchSource } from '../../gateway/watch-source.js';
 import { StateWatcher, TemporalUnavailableError, type WatcherOptions } from '../../gateway/watcher.js';
 import { initialState } from '../../domain/request-state.js';
 import type { RequestView } from '../../workflows/messages.js';
@@ -42,7 +42,11 @@ class FakeTemporal implements WatchSource {
     for (const w of waiters) w({ reading: { view: v }, closed: false, nextPageToken: new Uint8Array([1]) });
   }
 
-  async read(requestId: string): Promise<RequestView> {
+  read(requestId: string, limit: Limit): Promise<RequestView> {
+    return limit(() => this.readNow(requestId));
+  }
+
+  private async readNow(requestId: string): Promise<RequestView> {
     this.reads.push(requestId);
     this.inFlight += 1;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
@@ -201,16 +205,38 @@ describe('the change feed', () => {
     await expect(w.waitForChange('req_1', first.version, 5_000)).resolves.toMatchObject({ version: 2 });
   });
 
-  test('a lost notice is made up for by the sweep', async () => {
+  test('a lost notice: the sweep tells the waiter, and the feed is not trusted for a while (history long-polls)', async () => {
     const t = new FakeTemporal();
     const feed = new ManualFeed();
     const w = watcher(t, { feed, sweepMs: 200 });
     t.commit(view('ready_for_approval', 1));
     await w.current('req_1');
     const waiting = w.waitForChange('req_1', 1, 10_000);
-    t.commit(view('approved', 2));
+    t.commit(view('ready_for_approval', 2));
     await expect(waiting).resolves.toMatchObject({ version: 2 });
     expect(w.stats().reads.sweep).toBeGreaterThanOrEqual(1);
+    const seen: number[] = [];
+    const stop = w.subscribe('req_1', (v) => seen.push(v.version));
+    await eventually(() => (w.stats().lostNotices === 1 ? true : undefined), { timeoutMs: 5000 });
+    expect(w.stats()).toMatchObject({ feedConnected: true, feedTrusted: false });
+    await eventually(() => (t.follows.has('req_1') ? true : undefined), { timeoutMs: 2000 });
+    t.commit(view('approved', 3));
+    await eventually(() => (seen.includes(3) ? true : undefined), { timeoutMs: 2000 });
+    stop();
+  });
+
+  test('a change the feed announced in time is no lost notice', async () => {
+    const t = new FakeTemporal();
+    const feed = new ManualFeed();
+    const w = watcher(t, { feed, sweepMs: 100 });
+    t.commit(view('ready_for_approval', 1));
+    await w.current('req_1');
+    const waiting = w.waitForChange('req_1', 1, 10_000);
+    t.commit(view('approved', 2));
+    feed.publish({ requestId: 'req_1', version: 2 });
+    await expect(waiting).resolves.toMatchObject({ version: 2 });
+    await sleep(2500);
+    expect(w.stats()).toMatchObject({ lostNotices: 0, feedTrusted: true });
   });
 
   test('while the feed covers a request, a new waiter is answered without a read', async () => {
