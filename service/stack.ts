@@ -29,39 +29,19 @@ export async function startAll(
 ): Promise<RunningStack> {
   const config = loadConfig({ ...process.env, ...configOverrides });
   const tracing = startTracing(config, 'approval-guard');
-  let devServer: DevServer | null = null;
-  let address = config.TEMPORAL_ADDRESS;
-  if (address) {
-    await registerSearchAttributes(address, config.TEMPORAL_NAMESPACE, GUARD_SEARCH_ATTRIBUTES);
-  } else {
-    devServer = await startDevServer({
-      dbFile: config.TEMPORAL_DEV_DB,
-      port: config.TEMPORAL_DEV_PORT,
-      uiPort: config.TEMPORAL_UI_PORT,
-      namespace: config.TEMPORAL_NAMESPACE,
-      searchAttributes: GUARD_SEARCH_ATTRIBUTES,
-      killStale: true,
-    });
-    address = devServer.address;
-  }
+  // Told when the embedded server dies: open waiters are answered 503 at once, not at the next health check.
+  let onOutage = (_reason: string): void => {};
+  const { devServer, address } = await startTemporal(config, (reason) => onOutage(reason));
   // The worker sets the namespace retention and ensures the purge schedule as it starts.
   const resolved: Config = { ...config, TEMPORAL_ADDRESS: address };
 
   const metrics = createMetrics();
   const audit = createAuditLog({ file: config.AUDIT_FILE, secrets: configSecrets(config) });
-  // The worker tells the API of every new state version: in memory, or through Redis when replicas share it.
-  const changes: ChangeFeed = config.REDIS_URL
-    ? new RedisChangeFeed({
-        url: config.REDIS_URL,
-        namespace: config.TEMPORAL_NAMESPACE,
-        taskQueue: config.TEMPORAL_TASK_QUEUE,
-        publisher: true,
-        log,
-      })
-    : new LocalChangeFeed();
+  const changes = changeFeed(config);
   const onStateChange = (c: { requestId: string; version: number }) => changes.publish(c);
   const worker = await startWorker({ config: resolved, metrics, audit, tracing, onStateChange });
   const api = await startApiServer({ config: resolved, metrics, audit, tracing, changes });
+  onOutage = (reason) => api.gateway.reportOutage(reason);
 
   log(`API          ${api.url}`);
   log(`Temporal     ${address} (namespace ${config.TEMPORAL_NAMESPACE}, task queue ${config.TEMPORAL_TASK_QUEUE})`);
@@ -84,6 +64,42 @@ export async function startAll(
     process.kill(process.pid, 'SIGTERM');
   });
   return { config: resolved, apiUrl: api.url };
+}
+
+/**
+ * The Temporal server to use: TEMPORAL_ADDRESS as given, else the embedded dev server, supervised: restarted on the
+ * same port and database file whenever it dies (the worker and the API reconnect by themselves).
+ */
+async function startTemporal(
+  config: Config,
+  onOutage: (reason: string) => void,
+): Promise<{ devServer: DevServer | null; address: string }> {
+  if (config.TEMPORAL_ADDRESS) {
+    await registerSearchAttributes(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, GUARD_SEARCH_ATTRIBUTES);
+    return { devServer: null, address: config.TEMPORAL_ADDRESS };
+  }
+  const devServer = await startDevServer({
+    dbFile: config.TEMPORAL_DEV_DB,
+    port: config.TEMPORAL_DEV_PORT,
+    uiPort: config.TEMPORAL_UI_PORT,
+    namespace: config.TEMPORAL_NAMESPACE,
+    searchAttributes: GUARD_SEARCH_ATTRIBUTES,
+    killStale: true,
+    supervise: { log, onDown: onOutage },
+  });
+  return { devServer, address: devServer.address };
+}
+
+/** The worker tells the API of every new state version: in memory, or through Redis when replicas share it. */
+function changeFeed(config: Config): ChangeFeed {
+  if (!config.REDIS_URL) return new LocalChangeFeed();
+  return new RedisChangeFeed({
+    url: config.REDIS_URL,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    publisher: true,
+    log,
+  });
 }
 
 /** A bad configuration prints only its message; anything else its stack. */

@@ -28,14 +28,25 @@ export interface DevServerOptions {
   startTimeoutMs?: number;
   /** Serve the server's own Prometheus metrics on this port (the load harness reads them). */
   metricsPort?: number;
+  /** Restart the server whenever it exits without stop() being called: same port, same database file. */
+  supervise?: Supervision;
+}
+
+export interface Supervision {
+  log: (msg: string) => void;
+  /** The server exited unexpectedly (a restart follows). */
+  onDown?: (reason: string) => void;
+  /** A restarted server is ready again. */
+  onUp?: () => void;
 }
 
 export interface DevServer {
   /** host:port of the gRPC frontend. */
   address: string;
   uiUrl?: string;
-  pid: number;
-  /** SIGTERM, then SIGKILL after a grace period. Safe to call more than once. */
+  /** The running server's process (a supervised server gets a new one at each restart). */
+  readonly pid: number;
+  /** SIGTERM, then SIGKILL after a grace period; a supervised server is not restarted after. Safe to call again. */
   stop(): Promise<void>;
 }
 
@@ -43,6 +54,10 @@ export interface DevServer {
 const HOST = '127.0.0.1';
 const DEFAULT_CLI_PORT = 7233;
 const STOP_GRACE_MS = 10_000;
+/** Waits before each restart attempt in a row; the last repeats. */
+const RESTART_BACKOFF_MS = [100, 500, 1000, 2000, 5000];
+/** A server that ran this long before dying starts the backoff over; one that dies sooner continues it. */
+const STABLE_MS = 30_000;
 
 export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
   const cli = temporalCliPath();
@@ -50,6 +65,16 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   const dbFile = path.resolve(opts.dbFile);
   await ensureNoConflict(dbFile, opts);
   mkdirSync(path.dirname(dbFile), { recursive: true });
+  const launch = () => launchServer(cli, dbFile, opts);
+  const first = await launch();
+  return opts.supervise ? keepRunning(first, launch, opts, opts.supervise) : first;
+}
+
+interface Launched extends DevServer {
+  exited: Promise<Exit>;
+}
+
+async function launchServer(cli: string, dbFile: string, opts: DevServerOptions): Promise<Launched> {
   const child = spawn(cli, devServerArgs(dbFile, opts), { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = exitOf(child);
   const output = captureOutput(child, opts.onOutput);
@@ -60,7 +85,76 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     await server.stop();
     throw new Error(`Temporal dev server did not start: ${errorMessage(err)}\n--- server output ---\n${output.tail()}`);
   }
-  return server;
+  return { ...server, exited };
+}
+
+/**
+ * Restarts the server each time it exits unless stop() was called: on the same port and database file, so clients
+ * (the worker, the API) reconnect by themselves and find every workflow where it was. Attempts back off while the
+ * server keeps failing (RESTART_BACKOFF_MS) and every one is logged.
+ */
+function keepRunning(
+  first: Launched,
+  launch: () => Promise<Launched>,
+  opts: DevServerOptions,
+  sup: Supervision,
+): DevServer {
+  let current = first;
+  let startedAt = Date.now();
+  let failures = 0;
+  let stopped = false;
+  let restarting: Promise<void> = Promise.resolve();
+
+  const restart = async (exit: Exit): Promise<void> => {
+    const reason = `Temporal dev server (pid ${current.pid}) exited: ${describeExit(exit)}`;
+    if (Date.now() - startedAt >= STABLE_MS) failures = 0;
+    sup.onDown?.(reason);
+    while (!stopped) {
+      const delay = RESTART_BACKOFF_MS[Math.min(failures, RESTART_BACKOFF_MS.length - 1)]!;
+      failures += 1;
+      sup.log(`${reason}; restarting it on port ${opts.port} with ${opts.dbFile} in ${delay} ms (attempt ${failures})`);
+      await sleep(delay);
+      if (stopped) return;
+      try {
+        const next = await launch();
+        if (stopped) {
+          await next.stop();
+          return;
+        }
+        current = next;
+        startedAt = Date.now();
+        follow(next);
+        sup.log(`Temporal dev server restarted (pid ${next.pid}) on ${next.address}`);
+        sup.onUp?.();
+        return;
+      } catch (err) {
+        sup.log(`Temporal dev server restart failed: ${errorMessage(err).split('\n')[0]}`);
+      }
+    }
+  };
+  const follow = (server: Launched) =>
+    void server.exited.then((exit) => {
+      if (!stopped && server === current) restarting = restart(exit);
+    });
+  follow(first);
+
+  return {
+    address: first.address,
+    ...(first.uiUrl ? { uiUrl: first.uiUrl } : {}),
+    get pid() {
+      return current.pid;
+    },
+    async stop() {
+      stopped = true;
+      await restarting;
+      await current.stop();
+    },
+  };
+}
+
+function describeExit(exit: Exit): string {
+  if (exit.error) return exit.error.message;
+  return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
 }
 
 function devServerArgs(dbFile: string, opts: DevServerOptions): string[] {
@@ -126,12 +220,13 @@ async function superviseChild(child: ChildProcess, exited: Promise<Exit>, opts: 
   const watchdog = startWatchdog(pid);
   const onExit = (): void => void child.kill('SIGTERM');
   process.on('exit', onExit);
+  // However it ends (stop(), a crash), nothing of it is left to restart's next server.
+  void exited.then(() => {
+    watchdog.kill();
+    process.off('exit', onExit);
+  });
   let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> =>
-    (stopping ??= terminate(child, exited).finally(() => {
-      watchdog.kill();
-      process.off('exit', onExit);
-    }));
+  const stop = (): Promise<void> => (stopping ??= terminate(child, exited));
   const uiUrl = opts.uiPort === undefined ? undefined : `http://${HOST}:${opts.uiPort}`;
   return { address: `${HOST}:${opts.port}`, pid, stop, ...(uiUrl ? { uiUrl } : {}) };
 }

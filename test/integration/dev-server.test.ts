@@ -6,6 +6,7 @@ import { Connection } from '@temporalio/client';
 import { freePort, startDevServer, type DevServer, type DevServerOptions } from '../../temporal/dev-server.js';
 import { registerSearchAttributes, setNamespaceRetention } from '../../temporal/namespace.js';
 import { GUARD_SEARCH_ATTRIBUTES } from '../../temporal/search-attributes.js';
+import { eventually } from '../helpers/eventually.js';
 
 // Values of temporal.api.enums.v1.IndexedValueType, as listSearchAttributes reports them.
 const INDEXED = { Keyword: 2, Bool: 5, Datetime: 6, KeywordList: 7, Int: 3 } as const;
@@ -109,4 +110,37 @@ test('stop frees the port and a restart on the same db keeps the namespace setti
     c.operatorService.listSearchAttributes({ namespace: opts.namespace }),
   );
   expect(Number(res.customAttributes?.GuardItExtra)).toBe(INDEXED.Int);
+});
+
+describe('supervised (npm start)', () => {
+  test('a server that dies is restarted on its port and database file; after stop() it is not', async () => {
+    const logs: string[] = [];
+    const downs: string[] = [];
+    let ups = 0;
+    const dbFile = path.join(tmpDir, 'supervised.db');
+    const supervised = await startDevServer({
+      ...opts,
+      dbFile,
+      port: await freePort(),
+      supervise: { log: (m) => logs.push(m), onDown: (r) => downs.push(r), onUp: () => (ups += 1) },
+    });
+    try {
+      await withConnection(supervised.address, (c) => setNamespaceRetention(c, opts.namespace, 7200));
+      const first = supervised.pid;
+      process.kill(first, 'SIGKILL');
+      await eventually(() => (ups === 1 ? true : undefined), { timeoutMs: 60_000, what: 'the restart' });
+      expect(downs).toEqual([`Temporal dev server (pid ${first}) exited: killed by SIGKILL`]);
+      expect(logs[0]).toContain(`restarting it on port ${supervised.address.split(':')[1]} with ${dbFile}`);
+      expect(logs.at(-1)).toMatch(/^Temporal dev server restarted \(pid \d+\)/);
+      expect(supervised.pid).not.toBe(first);
+      expect(await retentionSeconds(supervised.address)).toBe(7200);
+    } finally {
+      await supervised.stop();
+    }
+    const port = Number(supervised.address.split(':')[1]);
+    expect(await portIsFree(port)).toBe(true);
+    // The exit seen after stop() would have logged a restart before stop() resolved: there was none.
+    expect(logs.filter((l) => l.includes('restarting'))).toHaveLength(1);
+    expect(downs).toHaveLength(1);
+  }, 120_000);
 });

@@ -4,11 +4,14 @@
  * partial approvals were kept, requests are still decidable and their expiry timers still fire.
  */
 import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import type { TemporalRequestGateway } from '../../gateway/temporal-gateway.js';
 import { freePort } from '../../temporal/dev-server.js';
 import { approvedBy, perTest, policyYaml, ROUTING } from './fixtures.js';
+import { openSse } from './waiters-support.js';
 import { requestBody, SIGNING_SECRET, startHarness, type Created } from './harness.js';
 import {
   apiClient,
@@ -242,61 +245,70 @@ describe('Temporal dev server stopped and restarted on the same SQLite file', ()
 
 // ---------------------------------------------------------------------------------------------------------------
 
+interface Ports {
+  api: number;
+  grpc: number;
+  ui: number;
+}
+
+/** `npm start` leading its own process group, as a shell would run it; resolves once its API is ready. */
+async function startService(env: NodeJS.ProcessEnv, ports: Ports): Promise<{ proc: Proc; api: ApiClient }> {
+  const proc = startProc('npm start', 'npm', ['start'], { env, detached: true });
+  onCleanup(async () => {
+    killGroup(proc.pid);
+    await proc.exited;
+  });
+  await proc.waitForLine(/\[guard\] API\s+http/, 90_000);
+  const api = apiClient(`http://127.0.0.1:${ports.api}`, SIGNING_SECRET);
+  await pollUntil('readyz', async () => ((await api.get('/readyz')).status === 200 ? true : undefined), {
+    timeoutMs: 30_000,
+  });
+  return { proc, api };
+}
+
+/** Nothing of the run is left: no process of its group, none anywhere using its files, every port bindable. */
+async function expectNothingLeft(pgid: number, dir: string, ports: Ports): Promise<void> {
+  await pollUntil('the process group to vanish', async () => (processesInGroup(pgid).length ? undefined : true), {
+    timeoutMs: 15_000,
+  });
+  expect(await processesMentioning(dir)).toEqual([]);
+  for (const [what, port] of Object.entries(ports)) {
+    const free = await pollUntil(
+      `port ${port} (${what}) to be free`,
+      async () => (await portIsFree(port)) || undefined,
+      {
+        timeoutMs: 5_000,
+      },
+    );
+    expect(free).toBe(true);
+  }
+}
+
+/** The environment of an `npm start` of the test's own: its ports, its SQLite file and policy under `dir`. */
+function serviceEnv(dir: string, policyPath: string, ports: Ports): NodeJS.ProcessEnv {
+  return childEnv({
+    HOST: '127.0.0.1',
+    PORT: String(ports.api),
+    TEMPORAL_DEV_PORT: String(ports.grpc),
+    TEMPORAL_UI_PORT: String(ports.ui),
+    TEMPORAL_DEV_DB: join(dir, 'temporal.db'),
+    POLICY_PATH: policyPath,
+    TOKEN_SECRET,
+    SLACK_SIGNING_SECRET: SIGNING_SECRET,
+    RETENTION_ARCHIVE_DIR: join(dir, 'archive'),
+    AUDIT_FILE: join(dir, 'audit.ndjson'),
+  });
+}
+
+async function freePorts(): Promise<Ports> {
+  return { api: await freePort(), grpc: await freePort(), ui: await freePort() };
+}
+
 describe('npm start: SIGKILL of its whole process group, then a second run', () => {
-  interface Ports {
-    api: number;
-    grpc: number;
-    ui: number;
-  }
-
-  /** `npm start` leading its own process group, as a shell would run it; resolves once its API is ready. */
-  async function startService(env: NodeJS.ProcessEnv, ports: Ports): Promise<{ proc: Proc; api: ApiClient }> {
-    const proc = startProc('npm start', 'npm', ['start'], { env, detached: true });
-    onCleanup(async () => {
-      killGroup(proc.pid);
-      await proc.exited;
-    });
-    await proc.waitForLine(/\[guard\] API\s+http/, 90_000);
-    const api = apiClient(`http://127.0.0.1:${ports.api}`, SIGNING_SECRET);
-    await pollUntil('readyz', async () => ((await api.get('/readyz')).status === 200 ? true : undefined), {
-      timeoutMs: 30_000,
-    });
-    return { proc, api };
-  }
-
-  /** Nothing of the run is left: no process of its group, none anywhere using its files, every port bindable. */
-  async function expectNothingLeft(pgid: number, dir: string, ports: Ports): Promise<void> {
-    await pollUntil('the process group to vanish', async () => (processesInGroup(pgid).length ? undefined : true), {
-      timeoutMs: 15_000,
-    });
-    expect(await processesMentioning(dir)).toEqual([]);
-    for (const [what, port] of Object.entries(ports)) {
-      const free = await pollUntil(
-        `port ${port} (${what}) to be free`,
-        async () => (await portIsFree(port)) || undefined,
-        {
-          timeoutMs: 5_000,
-        },
-      );
-      expect(free).toBe(true);
-    }
-  }
-
   test('nothing is left holding a port; the next run keeps every request, approval and timer; SIGTERM exits 0', async () => {
     const { dir, policyPath } = await workspace(DURABLE_POLICY);
-    const ports: Ports = { api: await freePort(), grpc: await freePort(), ui: await freePort() };
-    const env = childEnv({
-      HOST: '127.0.0.1',
-      PORT: String(ports.api),
-      TEMPORAL_DEV_PORT: String(ports.grpc),
-      TEMPORAL_UI_PORT: String(ports.ui),
-      TEMPORAL_DEV_DB: join(dir, 'temporal.db'),
-      POLICY_PATH: policyPath,
-      TOKEN_SECRET,
-      SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      RETENTION_ARCHIVE_DIR: join(dir, 'archive'),
-      AUDIT_FILE: join(dir, 'audit.ndjson'),
-    });
+    const ports = await freePorts();
+    const env = serviceEnv(dir, policyPath, ports);
 
     const first = await startService(env, ports);
     const partial = await create(first.api, 'quorum2');
@@ -330,6 +342,126 @@ describe('npm start: SIGKILL of its whole process group, then a second run', () 
     await expectNothingLeft(second.proc.pid, dir, ports);
   }, 120_000);
 });
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe('npm start: its embedded dev server killed with SIGKILL (issue 15 item 5)', () => {
+  /** Within this of the restarted server being ready: /readyz ok, creates and waits answered again. */
+  const RECOVERY_MS = 5_000;
+
+  test('restarted on the same SQLite file; readyz degraded and open waiters 503 meanwhile; recovered within 5 s', async () => {
+    const { dir, policyPath } = await workspace(DURABLE_POLICY);
+    const ports = await freePorts();
+    const { proc, api } = await startService(serviceEnv(dir, policyPath, ports), ports);
+    const partial = await create(api, 'quorum2');
+    expect(await clickThen(api, 'approve', partial.requestId, 'U_ALICE')).toMatchObject({
+      status: 'ready_for_approval',
+    });
+    // The long-poll is sent before the stream: once the stream has its first state, the long-poll is held too (and
+    // were it not yet, its read would meet the dead server and be answered the same).
+    const waiting = api.wait(partial.token, 55);
+    const stream = await openSse(`http://127.0.0.1:${ports.api}`, partial.token);
+    onCleanup(() => stream.close());
+    let streamEnded = false;
+    void stream.ended.then(() => (streamEnded = true));
+    await pollUntil('the stream to send its first state', async () => stream.events[0], { timeoutMs: 10_000 });
+
+    const [killed, ...others] = devServerPids(dir);
+    expect(others).toEqual([]);
+    process.kill(killed!, 'SIGKILL');
+    const killedAt = Date.now();
+    // A server that does not come back at once (its restart would take well under a second here): its port is taken
+    // until the test lets go, so the restarts fail meanwhile and the outage lasts as long as the checks need.
+    const blocker = await holdPort(ports.grpc);
+    onCleanup(() => new Promise((resolve) => blocker.close(resolve)));
+    expect(await waiting).toMatchObject({ status: 503, body: { error: 'temporal_unavailable' } });
+    const answeredMs = Date.now() - killedAt;
+    await pollUntil('the stream to end', async () => (streamEnded ? true : undefined), { timeoutMs: 5_000 });
+    expect(stream.events.at(-1)).toMatchObject({ event: 'error', data: { error: 'temporal_unavailable' } });
+    // At once: the supervisor tells the API as the server exits, not after the long-poll's 55 s or a health check.
+    expect(answeredMs).toBeLessThan(2_000);
+    expect(await api.get('/readyz')).toEqual({
+      status: 503,
+      body: { status: 'degraded', policy: 'loaded', temporal: 'error' },
+    });
+    expect(await api.get('/healthz')).toEqual({ status: 200, body: 'ok' });
+    const during = Date.now();
+    expect(await api.wait(partial.token, 30)).toMatchObject({ status: 503, body: { error: 'temporal_unavailable' } });
+    expect(Date.now() - during).toBeLessThan(5_000);
+    await proc.waitForLine(/Temporal dev server restart failed/, 30_000);
+    await new Promise((resolve) => blocker.close(resolve));
+
+    await proc.waitForLine(/Temporal dev server restarted/, 60_000);
+    const backAt = Date.now();
+    expect(proc.output()).toMatch(/exited: killed by SIGKILL; restarting it on port \d+ with \S+temporal\.db/);
+    const restarted = devServerPids(dir);
+    expect(restarted).toHaveLength(1);
+    expect(restarted[0]).not.toBe(killed);
+    let fresh: Created | undefined;
+    await pollUntil(
+      'readyz ok, a create and a wait answered again',
+      async () => {
+        if ((await api.get('/readyz')).status !== 200) return undefined;
+        if ((await api.wait(partial.token, 1)).status !== 200) return undefined;
+        const res = await api.post('/api/guard/request', requestBody('simple'));
+        if (res.status !== 200) return undefined;
+        fresh = res.body as Created;
+        return true;
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    const recoveredMs = Date.now() - backAt;
+    console.log(
+      `dev server SIGKILL: waiters answered 503 in ${answeredMs} ms; recovered ${recoveredMs} ms after the restart`,
+    );
+    expect(recoveredMs).toBeLessThanOrEqual(RECOVERY_MS);
+
+    // Decided after the recovery, and what was there before the kill is still there: the same database file.
+    expect((await api.click('approve', fresh!.requestId, 'U_BOB')).body).toMatchObject({
+      ok: true,
+      status: 'received',
+    });
+    expect(await outcome(api, fresh!.token)).toMatchObject({ status: 'approved', decidedBy: 'U_BOB' });
+    await completeQuorum(api, partial, 'U_BOB', 'U_ALICE');
+
+    // A deliberate stop is not a crash: nothing is restarted, nothing is left.
+    process.kill(proc.pid, 'SIGTERM');
+    expect(await proc.exited).toEqual({ code: 0, signal: null });
+    expect(proc.output().match(/Temporal dev server restarted/g)).toHaveLength(1);
+    await expectNothingLeft(proc.pid, dir, ports);
+  }, 180_000);
+});
+
+/**
+ * Holds `port` (retrying while the killed process's socket is not yet gone) until closed, resetting every connection
+ * as a dead server's port would refuse it: a restart cannot bind it, a client fails at once instead of hanging.
+ */
+async function holdPort(port: number): Promise<Server> {
+  return pollUntil(
+    `port ${port} to be held`,
+    () =>
+      new Promise<Server | undefined>((resolve) => {
+        const server = createServer((socket) => socket.resetAndDestroy());
+        server.once('error', () => resolve(undefined));
+        server.listen({ host: '127.0.0.1', port }, () => resolve(server));
+      }),
+    { timeoutMs: 5_000, intervalMs: 5 },
+  );
+}
+
+/** The dev servers running on `dir`'s database file. */
+function devServerPids(dir: string): number[] {
+  return readdirSync('/proc').flatMap((entry) => {
+    if (!/^\d+$/.test(entry)) return [];
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      return [];
+    }
+    return argv.includes('start-dev') && argv.some((a) => a.startsWith(dir)) ? [Number(entry)] : [];
+  });
+}
 
 /** Pids (other than ours) whose command line names a path under `dir`: a stale dev server would. */
 async function processesMentioning(dir: string): Promise<number[]> {
