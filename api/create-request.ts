@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { CreatedResponse } from '../domain/api-schemas.js';
 import { compileParamsSchema } from '../domain/json-schema.js';
-import { canonicalJson } from '../domain/payload-hash.js';
+import { canonicalJson, payloadHash } from '../domain/payload-hash.js';
 import type { Plan } from '../domain/plan.js';
 import type { CreateRequest } from '../domain/request-schema.js';
 import { initialStatus } from '../domain/request-state.js';
@@ -82,6 +82,7 @@ function createdBody(deps: ApiDeps, input: ApprovalInput, existing: RequestView 
     status: existing?.status ?? initialStatus(input.plan),
     createdAt,
     expiresAt,
+    payloadHash: existing?.payloadHash ?? payloadHash(input.request.params),
     policy: {
       minApprovals: existing?.minApprovals ?? input.plan.minApprovals,
       requiredPersonas: existing ? Object.keys(existing.personaState) : input.plan.personas.map((p) => p.name),

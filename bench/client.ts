@@ -8,6 +8,8 @@ export interface Created {
   token: string;
   requestId: string;
   expiresAt: string;
+  /** The hash of the params as created: an approval's decision block carries it, as the Slack message's does. */
+  payloadHash: string;
 }
 
 /** What a waiter learns: the state, and when (wall clock, comparable with the service's ISO times). */
@@ -58,8 +60,10 @@ export class GuardClient {
   }
 
   /** A signed `approve` click as Slack delivers it; resolves when the endpoint acknowledges, with the latency. */
-  async click(requestId: string, actionId = 'approve', userId = APPROVER): Promise<{ ms: number; sentAt: number }> {
-    const body = formBody(blockActionPayload({ actionId, value: requestId, userId, channelId: BENCH_CHANNEL }));
+  async click(req: Created, actionId = 'approve', userId = APPROVER): Promise<{ ms: number; sentAt: number }> {
+    const blockId = `decide:${req.payloadHash}`;
+    const payload = blockActionPayload({ actionId, value: req.requestId, userId, channelId: BENCH_CHANNEL, blockId });
+    const body = formBody(payload);
     const headers = signSlackRequest(this.signingSecret, body);
     const sentAt = Date.now();
     const t0 = performance.now();

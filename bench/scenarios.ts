@@ -102,7 +102,7 @@ async function decideLongPoll(client: GuardClient, req: Created): Promise<Decide
   const waiting = client.longPoll(req.token, WAIT_SEC);
   // The click must find the agent already waiting, as it would be in real use.
   await sleep(LONGPOLL_ARM_MS);
-  const click = await client.click(req.requestId);
+  const click = await client.click(req);
   const answer = await waiting;
   if (!answer.terminal) throw new Error(`long-poll answered ${answer.status}, not the decision`);
   return { ackMs: click.ms, sentAt: click.sentAt, answer };
@@ -115,7 +115,7 @@ async function decideSse(client: GuardClient, req: Created): Promise<Decided | n
     // The first event is the state at connect: from then on the stream is subscribed to changes.
     const first = await stream.next();
     if (!first) throw new Error('SSE stream ended before its first event');
-    const click = await client.click(req.requestId);
+    const click = await client.click(req);
     for (let event = await stream.next(); event; event = await stream.next()) {
       if (event.terminal) return { ackMs: click.ms, sentAt: click.sentAt, answer: event };
     }
@@ -139,7 +139,7 @@ export async function approvalLoopPhase(client: GuardClient, count: number, boun
     const t0 = performance.now();
     const { created } = await client.create(BENCH_ACTIONS.simple, i);
     const waiting = client.longPoll(created.token, WAIT_SEC);
-    await client.click(created.requestId);
+    await client.click(created);
     const answer = await waiting;
     if (answer.status !== 'approved') {
       // The long-poll may have read the state before the click landed: ask once more.

@@ -133,7 +133,7 @@ async function toFirstApproval(): Promise<{ requestId: string; token: string; fi
   await settle();
 
   step('Alice tries to approve before the DBA has acknowledged');
-  const early = await click('approve', requestId, 'U_ALICE');
+  const early = await click('approve', requestId, 'U_ALICE', `decide:${String((await status(requestId)).payloadHash)}`);
   expectThat(early.error === 'not_ready', 'refused with not_ready, and told so in an ephemeral message', early);
 
   step('The DBA acknowledges');

@@ -73,6 +73,7 @@ export const createdResponseSchema = z.object({
   status: statusSchema,
   createdAt: z.string(),
   expiresAt: z.string(),
+  payloadHash: z.string().describe('The hash of the params as submitted (a receipt binds the effective params)'),
   policy: z.object({
     minApprovals: z.number().int(),
     requiredPersonas: z.array(z.string()),

@@ -74,12 +74,14 @@ export function createSlackInteractions(deps: SlackInteractionsDeps): SlackInter
 
   app.action<BlockAction<ButtonAction>>(
     'approve',
-    decide((requestId, userId, action, meta) => {
+    decide(async (requestId, userId, action, meta) => {
+      // The decision block's id carries the payload hash of the params the clicker saw; an approval that cannot say
+      // which params it approves (a forged, replayed or foreign button) counts for nothing.
       const seen = action.block_id?.startsWith(DECISION_BLOCK_PREFIX)
         ? action.block_id.slice(DECISION_BLOCK_PREFIX.length)
-        : undefined;
-      const input = { userId, ...(seen ? { seenPayloadHash: seen } : {}) };
-      return gateway.click(requestId, 'approve', input, meta);
+        : '';
+      if (!seen) return UNSEEN;
+      return gateway.click(requestId, 'approve', { userId, seenPayloadHash: seen }, meta);
     }),
   );
   app.action<BlockAction<ButtonAction>>(
@@ -99,6 +101,11 @@ export function createSlackInteractions(deps: SlackInteractionsDeps): SlackInter
 }
 
 const RECEIVED_TEXT = 'Received; the request will update in a moment.';
+const UNSEEN: SentClick = {
+  ok: false,
+  reason: 'stale_payload',
+  message: 'this button does not say which parameters you saw; approve from the current request message',
+};
 
 /**
  * Sends the click as a Signal and answers Slack as soon as Temporal has it (SPEC 4: "sends the workflow

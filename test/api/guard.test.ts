@@ -4,6 +4,7 @@
  * history) is in test/integration/core.test.ts.
  */
 import { createTokenSigner } from '../../api/security.js';
+import { payloadHash } from '../../domain/payload-hash.js';
 import { requestBody, startApiHarness, type ApiHarness } from './harness.js';
 
 let h: ApiHarness;
@@ -32,6 +33,7 @@ describe('create', () => {
       status: 'awaiting_personas',
       createdAt: expect.any(String),
       expiresAt: expect.any(String),
+      payloadHash: payloadHash({ database: 'orders', steps: 3 }),
       policy: { minApprovals: 1, requiredPersonas: ['DBA', 'Security'], timeoutSec: 3600 },
     });
     const input = await h.gateway.input(res.body.requestId);

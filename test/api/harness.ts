@@ -67,6 +67,7 @@ export interface Created {
   requestId: string;
   status: string;
   expiresAt: string;
+  payloadHash: string;
 }
 
 export function requestBody(action: string, overrides: Record<string, unknown> = {}) {
@@ -216,16 +217,20 @@ export async function startApiHarness(
       return res.body as Created;
     },
     slack: slackDelivery,
-    click: (actionId, requestId, userId, o = {}) =>
-      slackDelivery(
+    async click(actionId, requestId, userId, o = {}) {
+      // An approval names the params it saw, as the message's decision block does: the current ones unless told.
+      const current = gateway.requests.get(requestId)?.view.payloadHash;
+      const blockId = o.blockId ?? (actionId === 'approve' && current ? `decide:${current}` : undefined);
+      return slackDelivery(
         blockActionPayload({
           actionId,
           value: requestId,
           userId,
           channelId: 'C_APPROVALS',
-          ...(o.blockId ? { blockId: o.blockId } : {}),
+          ...(blockId ? { blockId } : {}),
         }),
-      ),
+      );
+    },
     async close() {
       await app.close();
       await fakeSlack.close();

@@ -52,7 +52,8 @@ describe('Slack request verification', () => {
 
   test('the same signed request twice → 400 replay_detected, counted as replay, applied once', async () => {
     const req = await h.create('quorum2');
-    const raw = formBody(blockActionPayload({ actionId: 'approve', value: req.requestId, userId: 'U_ALICE' }));
+    const blockId = `decide:${(await h.gateway.view(req.requestId)).payloadHash}`;
+    const raw = formBody(blockActionPayload({ actionId: 'approve', value: req.requestId, userId: 'U_ALICE', blockId }));
     const headers = { ...signSlackRequest(SIGNING_SECRET, raw) };
     const send = () => h.inject({ method: 'POST', url: '/api/slack/interactions', headers, payload: raw });
     expect((await send()).status).toBe(200);
@@ -92,6 +93,18 @@ describe('clicks', () => {
     expect(res).toMatchObject({ status: 200, body: { ok: true, status: 'received', requestId: req.requestId } });
     expect(res.body.clickId).toMatch(/^click_[0-9a-f]{32}$/);
     expect((await h.gateway.view(req.requestId)).status).toBe('approved');
+  });
+
+  test('an approval that does not carry the payload hash it was shown is refused at once', async () => {
+    const req = await h.create('simple');
+    for (const blockId of ['decision', 'decide:', 'actions']) {
+      const res = await h.click('approve', req.requestId, 'U_ALICE', { blockId });
+      expect(res).toMatchObject({ status: 200, body: { ok: false, error: 'stale_payload' } });
+    }
+    expect((await h.gateway.view(req.requestId)).approvals).toEqual([]);
+    const stale = await h.click('approve', req.requestId, 'U_ALICE', { blockId: 'decide:sha256:0000' });
+    expect(stale.body).toMatchObject({ ok: true, status: 'received' });
+    expect(h.gateway.refusedClicks).toContainEqual(expect.objectContaining({ reason: 'stale_payload' }));
   });
 
   test('two real clicks are two identities; the same delivery sent again is one', async () => {

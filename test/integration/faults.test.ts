@@ -282,7 +282,7 @@ describe('Slack failing, clock skew', () => {
     const req = await h.create('simple');
     const sent = { actionId: 'approve', requestId: req.requestId, userId: 'U_ALICE', channelId: 'C_APPROVALS' };
     const sentAt = Date.now();
-    const res = await sendInteraction(h.url, SIGNING_SECRET, clickOn(req.requestId), {
+    const res = await sendInteraction(h.url, SIGNING_SECRET, clickOn(req), {
       timestampSec: skewedTimestamp(skew, 'inside'),
     });
     expect(res.status).toBe(200);
@@ -295,7 +295,7 @@ describe('Slack failing, clock skew', () => {
   ])('a Slack timestamp %s is refused as stale, counted, and decides nothing', async (_what, skew) => {
     const req = await h.create('simple');
     const before = await staleCount(h);
-    const res = await sendInteraction(h.url, SIGNING_SECRET, clickOn(req.requestId), {
+    const res = await sendInteraction(h.url, SIGNING_SECRET, clickOn(req), {
       timestampSec: skewedTimestamp(skew, 'outside'),
     });
     expect(res.status).toBe(400);
@@ -315,8 +315,16 @@ function skewedTimestamp(skewSec: number, side: 'inside' | 'outside'): number {
   return (towardNow ? Math.floor(now) : Math.ceil(now)) + skewSec;
 }
 
-function clickOn(requestId: string) {
-  return blockActionPayload({ actionId: 'approve', value: requestId, userId: 'U_ALICE', channelId: 'C_APPROVALS' });
+/** An approval of the params the request was created with (its decision block carries their hash). */
+function clickOn(req: { requestId: string; payloadHash: string }) {
+  const blockId = `decide:${req.payloadHash}`;
+  return blockActionPayload({
+    actionId: 'approve',
+    value: req.requestId,
+    userId: 'U_ALICE',
+    channelId: 'C_APPROVALS',
+    blockId,
+  });
 }
 
 async function staleCount(h: Harness): Promise<number> {

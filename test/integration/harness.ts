@@ -86,6 +86,7 @@ export interface Created {
   requestId: string;
   status: string;
   expiresAt: string;
+  payloadHash: string;
 }
 
 export function requestBody(action: string, overrides: Record<string, unknown> = {}) {
@@ -99,6 +100,12 @@ export function requestBody(action: string, overrides: Record<string, unknown> =
     },
     ...overrides,
   };
+}
+
+/** The decision block id of the request's current message (`decide:<payloadHash>`), or none for an unknown request. */
+export async function currentDecisionBlock(base: string, requestId: string): Promise<string | undefined> {
+  const res = await fetchJson(base, 'GET', `/api/guard/status?requestId=${encodeURIComponent(requestId)}`);
+  return res.status === 200 ? `decide:${String(res.body.payloadHash)}` : undefined;
 }
 
 /** A call to the API at `base`: JSON answers parsed, plain-text ones (healthz, metrics) kept as strings. */
@@ -228,13 +235,15 @@ export async function startHarness(
       return res.body as Created;
     },
     async click(actionId, requestId, userId, o = {}) {
+      // An approval names the params it saw, as the message's decision block does: the current ones unless told.
+      const blockId = o.blockId ?? (actionId === 'approve' ? await currentDecisionBlock(url, requestId) : undefined);
       const sent = { actionId, requestId, userId, channelId: 'C_APPROVALS', sentAt: Date.now() };
       const payload = blockActionPayload({
         actionId,
         value: requestId,
         userId,
         channelId: sent.channelId,
-        ...(o.blockId ? { blockId: o.blockId } : {}),
+        ...(blockId ? { blockId } : {}),
       });
       return { ...(await sendInteraction(url, SIGNING_SECRET, payload)), sent };
     },

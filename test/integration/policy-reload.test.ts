@@ -251,11 +251,15 @@ describe('reload by SIGHUP in a real API process', () => {
     metricValue((await call('GET', '/metrics')).text, 'policy_reloads_total{source="sighup"}');
   const approve = async (requestId: string, user: string) => {
     const sent = { actionId: 'approve', requestId, userId: user, channelId: 'C_APPROVALS', sentAt: Date.now() };
+    const { payloadHash } = (await call('GET', `/api/guard/status?requestId=${requestId}`)).body as {
+      payloadHash: string;
+    };
     const payload = blockActionPayload({
       actionId: 'approve',
       value: requestId,
       userId: user,
       channelId: 'C_APPROVALS',
+      blockId: `decide:${payloadHash}`,
     });
     return clickResult(clicks.judge, sent, (await sendInteraction(url, SIGNING_SECRET, payload)).body);
   };

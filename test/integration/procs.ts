@@ -123,7 +123,16 @@ export function apiClient(baseUrl: string, signingSecret: string) {
       call('GET', `/api/guard/wait?token=${encodeURIComponent(token)}&timeoutSec=${timeoutSec}`),
     /** A signed Slack button click, as Slack would deliver it; answers the JSON the clicker's ack carried. */
     async click(actionId: string, requestId: string, userId: string): Promise<HttpAnswer> {
-      const payload = blockActionPayload({ actionId, value: requestId, userId, channelId: 'C_APPROVALS' });
+      // An approval names the params it saw, as the message's decision block does: the current ones.
+      const current = actionId === 'approve' ? await call('GET', `/api/guard/status?requestId=${requestId}`) : null;
+      const hash = (current?.body as { payloadHash?: string } | undefined)?.payloadHash;
+      const payload = blockActionPayload({
+        actionId,
+        value: requestId,
+        userId,
+        channelId: 'C_APPROVALS',
+        ...(hash ? { blockId: `decide:${hash}` } : {}),
+      });
       const res = await sendInteraction(baseUrl, signingSecret, payload);
       return { status: res.status, body: res.json ?? res.body };
     },

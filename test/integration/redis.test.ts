@@ -104,8 +104,11 @@ const post = (base: string, path: string, body: string | object, headers: Record
 
 const create = (base: string, agent: string) => post(base, '/api/guard/request', requestBody('simple'), bearer(agent));
 
-function signedClick(requestId: string) {
-  const raw = formBody(blockActionPayload({ actionId: 'approve', value: requestId, userId: 'U_ALICE' }));
+/** An approval of the params the request was created with (its decision block carries their hash). */
+function signedClick(created: { requestId: string; payloadHash: string }) {
+  const { requestId } = created;
+  const blockId = `decide:${created.payloadHash}`;
+  const raw = formBody(blockActionPayload({ actionId: 'approve', value: requestId, userId: 'U_ALICE', blockId }));
   const sent = { actionId: 'approve', requestId, userId: 'U_ALICE', channelId: 'C0FAKECHAN', sentAt: Date.now() };
   return { raw, headers: { ...signSlackRequest(SIGNING_SECRET, raw) }, sent };
 }
@@ -137,7 +140,7 @@ test('the limiter is shared: an agent’s capacity is consumed across both repli
 test('a Slack payload replayed to the second replica is refused with 400 replay_detected', async () => {
   const created = await create(h.url, 'other-bot');
   expect(created.status).toBe(200);
-  const { raw, headers, sent } = signedClick(created.body.requestId as string);
+  const { raw, headers, sent } = signedClick(created.body);
   const first = await post(h.url, INTERACTIONS_PATH, raw, headers);
   expect(first.status).toBe(200);
   expect(first.body).toMatchObject({ ok: true, status: 'received' });
@@ -158,7 +161,7 @@ test('Redis down: limits are skipped, Slack deliveries answer 503 (never uncheck
   for (let i = 0; i < CAPACITY + 1; i++) expect((await create(second.url, 'outage-bot')).status).toBe(200);
   // The replay cache fails closed: a delivery that cannot be checked is not acted on.
   const created = await create(h.url, 'outage-bot');
-  const click = signedClick(created.body.requestId as string);
+  const click = signedClick(created.body);
   const refused = await post(second.url, INTERACTIONS_PATH, click.raw, click.headers);
   expect(refused).toMatchObject({ status: 503, body: { error: 'replay_cache_unavailable' } });
   expect((await h.get(`/api/guard/status?requestId=${created.body.requestId}`)).body.status).toBe('ready_for_approval');

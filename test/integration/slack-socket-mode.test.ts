@@ -42,10 +42,23 @@ const reconnected = (opened: number) =>
   h.fakeSlack.socket.openConnections === 1 &&
   h.api.socketMode?.connected();
 
-/** A button click as Slack delivers it over the socket. */
-function click(actionId: string, requestId: string, userId: string, opts: { triggerId?: string } = {}) {
-  const payload = blockActionPayload({ actionId, value: requestId, userId, channelId: 'C_APPROVALS', ...opts });
+/** A button click as Slack delivers it over the socket (an approval names the params it saw, as the message's does). */
+async function click(actionId: string, requestId: string, userId: string, opts: { triggerId?: string } = {}) {
+  const blockId = actionId === 'approve' ? await decisionBlock(requestId) : undefined;
+  const payload = blockActionPayload({
+    actionId,
+    value: requestId,
+    userId,
+    channelId: 'C_APPROVALS',
+    ...opts,
+    ...(blockId ? { blockId } : {}),
+  });
   return h.fakeSlack.socket.sendInteractive(payload);
+}
+
+async function decisionBlock(requestId: string): Promise<string> {
+  const { payloadHash } = (await h.get(`/api/guard/status?requestId=${requestId}`)).body as { payloadHash: string };
+  return `decide:${payloadHash}`;
 }
 
 describe('interactions over Socket Mode', () => {
@@ -79,7 +92,8 @@ describe('interactions over Socket Mode', () => {
   test('an envelope delivered twice is acted on once: the replay is acked, counted and audited', async () => {
     const req = await h.create('quorum2');
     const envelopeId = `env-${randomUUID()}`;
-    const payload = blockActionPayload({ actionId: 'approve', value: req.requestId, userId: 'U0ALICE' });
+    const blockId = await decisionBlock(req.requestId);
+    const payload = blockActionPayload({ actionId: 'approve', value: req.requestId, userId: 'U0ALICE', blockId });
     const first = await h.fakeSlack.socket.sendInteractive(payload, { envelopeId });
     expect(first.payload).toMatchObject({ ok: true, status: 'received' });
     const replays = await counter(h, 'security_events_total', { type: 'replay' });
