@@ -6,6 +6,7 @@ import type { Plan } from '../domain/plan.js';
 import type { CreateRequest } from '../domain/request-schema.js';
 import { initialStatus } from '../domain/request-state.js';
 import type { ApprovalInput, RequestView } from '../workflows/messages.js';
+import { keyedRequestId } from '../gateway/ids.js';
 import type { ApiDeps } from './deps.js';
 import { HttpError } from './errors.js';
 import { currentPlan } from './plans.js';
@@ -23,7 +24,9 @@ export async function createRequest(
   checkParams(plan, body.params);
   const now = Date.now();
   const input: ApprovalInput = {
-    requestId: opts.key ? idempotentId(opts.agent, opts.key) : `req_${randomUUID().replaceAll('-', '')}`,
+    requestId: opts.key
+      ? keyedRequestId(idempotentId(opts.agent, opts.key))
+      : `req_${randomUUID().replaceAll('-', '')}`,
     request: body,
     plan,
     createdAt: new Date(now).toISOString(),
@@ -36,14 +39,15 @@ export async function createRequest(
     deps.metrics.approvalRequests.inc({ action: body.action });
     return createdBody(deps, input, null);
   }
-  const differs = differences(started.existing.request, body);
+  const { existing, view } = started;
+  const differs = differences(existing.request, body);
   if (differs.length > 0) {
     throw new HttpError(409, 'idempotency_conflict', {
       detail: `this Idempotency-Key was used for another request (its ${differs.join(', ')} differ); use a new key`,
-      requestId: input.requestId,
+      requestId: existing.requestId,
     });
   }
-  return createdBody(deps, input, started.view);
+  return createdBody(deps, existing, view);
 }
 
 /** 400 invalid_payload naming each param that fails the action's paramsSchema. */
@@ -65,7 +69,7 @@ function differences(first: CreateRequest, again: CreateRequest): string[] {
   return parts.filter(([, a, b]) => canonicalJson(a) !== canonicalJson(b)).map(([name]) => name);
 }
 
-/** Same agent + same key → same request id, on every replica, with no table to consult. */
+/** Same agent + same key → same workflow id, on every replica, with no table to consult (see gateway/ids.ts). */
 function idempotentId(agent: string | null, key: string): string {
   return `req_${createHash('sha256')
     .update(`${agent ?? ''}\n${key}`)

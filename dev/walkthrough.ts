@@ -12,6 +12,7 @@
  * FAKE_SLACK_URL (default http://127.0.0.1:3999, dev:slack's fake Slack), TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE
  * (defaults 127.0.0.1:7233, default: the server dev:slack embeds).
  */
+import { workflowIdOf } from '../gateway/ids.js';
 import { Client, Connection } from '@temporalio/client';
 import { stateQuery } from '../workflows/messages.js';
 import { clickVerdict, type ClickJudge } from './click-verdict.js';
@@ -100,7 +101,7 @@ const settle = () => new Promise((r) => setTimeout(r, 400));
 async function main(): Promise<void> {
   const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
   const temporal = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
-  judge = { readState: (id) => temporal.workflow.getHandle(id).query(stateQuery), ephemerals };
+  judge = { readState: (id) => temporal.workflow.getHandle(workflowIdOf(id)).query(stateQuery), ephemerals };
   try {
     await walk();
   } finally {

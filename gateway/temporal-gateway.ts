@@ -15,6 +15,7 @@ import { GUARD_SEARCH_ATTRIBUTE_KEYS as sa } from '../temporal/search-attributes
 import type { approvalWorkflow } from '../workflows/approval.js';
 import * as msg from '../workflows/messages.js';
 import { readableHistory, startInput, type HistoryEvent } from './history.js';
+import { workflowIdOf } from './ids.js';
 import {
   AlreadyStartedError,
   NotFoundError,
@@ -40,6 +41,8 @@ const UPDATE_DEADLINE_MS = 2000;
 const LIST_PAGE_SIZE = 1000;
 const OPEN_LIST_DEADLINE_MS = 5000;
 const GRPC_NOT_FOUND = 5;
+/** The memo field naming the request a workflow holds (its id differs from the workflow's for keyed requests). */
+const REQUEST_ID_MEMO_KEY = 'requestId';
 const GRPC_INVALID_ARGUMENT = 3;
 
 /** Each command is an Update (the caller learns the outcome) and a Signal of the same name (durable fallback). */
@@ -67,6 +70,7 @@ const notFound = (requestId: string): Refusal => ({
 export class TemporalRequestGateway implements RequestGateway {
   private readonly watcher: StateWatcher;
 
+  /** `retentionMs`: the purge window; nothing decided longer ago is answered from this process's memory. */
   constructor(
     private readonly client: Client,
     private readonly connection: Connection,
@@ -80,8 +84,10 @@ export class TemporalRequestGateway implements RequestGateway {
     try {
       await this.client.workflow.start<typeof approvalWorkflow>(APPROVAL_WORKFLOW_TYPE, {
         taskQueue: this.taskQueue,
-        workflowId: input.requestId,
+        workflowId: workflowIdOf(input.requestId),
         args: [input],
+        // Listings name the request, which differs from the workflow id for keyed requests (gateway/ids.ts).
+        memo: { [REQUEST_ID_MEMO_KEY]: input.requestId },
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
         typedSearchAttributes: [
           { key: sa.GuardStatus, value: initialStatus(input.plan) },
@@ -96,8 +102,9 @@ export class TemporalRequestGateway implements RequestGateway {
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       if (!opts.idempotent) throw new AlreadyStartedError(`request ${input.requestId} exists`);
-      const [existing, view] = await Promise.all([this.input(input.requestId), this.view(input.requestId)]);
-      return { created: false, existing, view };
+      // The key's request, whatever its generation: the one that holds the workflow id now.
+      const existing = await this.inputOf(workflowIdOf(input.requestId));
+      return { created: false, existing, view: await this.view(existing.requestId) };
     }
   }
 
@@ -107,9 +114,15 @@ export class TemporalRequestGateway implements RequestGateway {
   }
 
   async input(requestId: string): Promise<msg.ApprovalInput> {
-    const [first] = await this.events(requestId, 1);
+    const input = await this.inputOf(workflowIdOf(requestId));
+    if (input.requestId !== requestId) throw new NotFoundError(`request ${requestId} not found`);
+    return input;
+  }
+
+  private async inputOf(workflowId: string): Promise<msg.ApprovalInput> {
+    const [first] = await this.events(workflowId, 1);
     const input = startInput(first, (p) => this.decode(p));
-    if (!input) throw new NotFoundError(`request ${requestId} has no input`);
+    if (!input) throw new NotFoundError(`request ${workflowId} has no input`);
     return input;
   }
 
@@ -120,17 +133,19 @@ export class TemporalRequestGateway implements RequestGateway {
    */
   async command<N extends CommandName>(requestId: string, name: N, input: CommandInputs[N]): Promise<CommandOutcome> {
     const { update, signal } = MESSAGES[name];
-    const handle: WorkflowHandle = this.client.workflow.getHandle(requestId);
+    const handle: WorkflowHandle = this.client.workflow.getHandle(workflowIdOf(requestId));
+    // The workflow refuses a command addressed to another request than it holds (a purged keyed request's successor).
+    const addressed = { ...input, requestId };
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(), UPDATE_DEADLINE_MS);
     try {
       const view = await this.client.connection.withAbortSignal(deadline.signal, () =>
-        handle.executeUpdate(update as typeof msg.approveUpdate, { args: [input as msg.ApproveInput] }),
+        handle.executeUpdate(update as typeof msg.approveUpdate, { args: [addressed as msg.ApproveInput] }),
       );
       this.watcher.publish(view);
       return { ok: true, view };
     } catch (err) {
-      if (deadline.signal.aborted) return this.queueAsSignal(handle, signal as typeof msg.approveSignal, input);
+      if (deadline.signal.aborted) return this.queueAsSignal(handle, signal as typeof msg.approveSignal, addressed);
       return this.refusal(requestId, err);
     } finally {
       clearTimeout(timer);
@@ -149,11 +164,15 @@ export class TemporalRequestGateway implements RequestGateway {
     meta: ClickMeta,
   ): Promise<SentClick> {
     if (this.watcher.decided(requestId)) return alreadyDecided();
-    const payload = { ...input, clickId: meta.clickId, ...(meta.replyTo ? { replyTo: meta.replyTo } : {}) };
+    const payload = {
+      ...input,
+      requestId,
+      clickId: meta.clickId,
+      ...(meta.replyTo ? { replyTo: meta.replyTo } : {}),
+    };
     try {
-      await this.client.workflow
-        .getHandle(requestId)
-        .signal(MESSAGES[name].signal as typeof msg.approveSignal, payload);
+      const handle = this.client.workflow.getHandle(workflowIdOf(requestId));
+      await handle.signal(MESSAGES[name].signal as typeof msg.approveSignal, payload);
       return { ok: true };
     } catch (err) {
       return this.refusal(requestId, err);
@@ -184,10 +203,10 @@ export class TemporalRequestGateway implements RequestGateway {
   }
 
   async history(requestId: string) {
-    const events = await this.events(requestId);
+    const events = await this.events(workflowIdOf(requestId));
     const decode = (p: Payload[]) => this.decode(p);
     const input = startInput(events[0], decode);
-    if (!input) throw new NotFoundError(`request ${requestId} has no input`);
+    if (!input || input.requestId !== requestId) throw new NotFoundError(`request ${requestId} not found`);
     return { input, lines: readableHistory(events, decode) };
   }
 
@@ -229,7 +248,9 @@ export class TemporalRequestGateway implements RequestGateway {
 
   private async query(requestId: string): Promise<msg.RequestView> {
     try {
-      return await this.client.workflow.getHandle(requestId).query(msg.stateQuery);
+      const view = await this.client.workflow.getHandle(workflowIdOf(requestId)).query(msg.stateQuery);
+      if (view.requestId !== requestId) throw new NotFoundError(`request ${requestId} not found`);
+      return view;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError || isInvalidId(err)) {
         throw new NotFoundError(`request ${requestId} not found`);
@@ -255,6 +276,7 @@ export class TemporalRequestGateway implements RequestGateway {
     if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
       const type = err.cause.type as RefusalReason;
       if (REFUSAL_REASONS.includes(type)) return { ok: false, reason: type, message: err.cause.message };
+      if (err.cause.type === 'not_found') return notFound(requestId);
     }
     // Updates to a closed workflow fail as "not found"; a closed request is a decided one.
     if (err instanceof WorkflowNotFoundError)
@@ -266,7 +288,8 @@ export class TemporalRequestGateway implements RequestGateway {
 
   private async isClosed(requestId: string): Promise<boolean> {
     try {
-      const d = await this.client.workflow.getHandle(requestId).describe();
+      const d = await this.client.workflow.getHandle(workflowIdOf(requestId)).describe();
+      if (d.memo?.[REQUEST_ID_MEMO_KEY] !== undefined && d.memo[REQUEST_ID_MEMO_KEY] !== requestId) return false;
       return d.status.name !== 'RUNNING';
     } catch {
       return false;
@@ -308,8 +331,9 @@ function isInvalidId(err: unknown): boolean {
 
 function requestRow(info: WorkflowExecutionInfo): RequestRow {
   const attrs = info.typedSearchAttributes;
+  const named = info.memo?.[REQUEST_ID_MEMO_KEY];
   return {
-    requestId: info.workflowId,
+    requestId: typeof named === 'string' ? named : info.workflowId,
     status: attrs.get(sa.GuardStatus) ?? null,
     action: attrs.get(sa.GuardAction) ?? null,
     requester: attrs.get(sa.GuardRequester) ?? null,

@@ -1,4 +1,5 @@
 import { isGrpcServiceError, type Client, type Connection } from '@temporalio/client';
+import { workflowIdOf } from './ids.js';
 import type { Payload } from '@temporalio/common';
 import { VIEW_MEMO_KEY, type RequestView } from '../workflows/messages.js';
 import { readBatch, type Reading } from './history.js';
@@ -54,13 +55,16 @@ export class TemporalWatchSource implements WatchSource {
       const res = await limit(() =>
         this.client.workflowService.describeWorkflowExecution({
           namespace: this.client.options.namespace,
-          execution: { workflowId: requestId },
+          execution: { workflowId: workflowIdOf(requestId) },
         }),
       );
       const payload = res.workflowExecutionInfo?.memo?.fields?.[VIEW_MEMO_KEY] as Payload | undefined;
       memo = payload ? this.decodeView([payload]) : null;
+      // A newer request under the same (keyed) workflow id: the one asked for is gone (gateway/ids.ts).
+      if (memo && memo.requestId !== requestId) throw new NotFoundError(`request ${requestId} not found`);
       pending = !!res.pendingWorkflowTask;
     } catch (err) {
+      if (err instanceof NotFoundError) throw err;
       if (isGrpcServiceError(err) && (err.code === GRPC_NOT_FOUND || err.code === GRPC_INVALID_ARGUMENT)) {
         throw new NotFoundError(`request ${requestId} not found`);
       }
@@ -80,7 +84,7 @@ export class TemporalWatchSource implements WatchSource {
     const res = await this.client.connection.withAbortSignal(signal, () =>
       this.client.workflowService.getWorkflowExecutionHistory({
         namespace: this.client.options.namespace,
-        execution: { workflowId: requestId },
+        execution: { workflowId: workflowIdOf(requestId) },
         nextPageToken: pageToken,
         waitNewEvent: true,
         skipArchival: true,

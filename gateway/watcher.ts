@@ -31,6 +31,11 @@ export interface WatcherOptions {
   healthProbeMs?: number;
   /** How often sweeps, history long-poll assignments and health checks are considered. */
   tickMs?: number;
+  /**
+   * How long after its decision a request may still exist (the purge window, RETENTION_MAX_AGE_SEC): a decided view
+   * is never served from this process's memory past it, so a purged request is not answered.
+   */
+  maxAgeMs?: number;
   log?: (msg: string) => void;
 }
 
@@ -42,6 +47,7 @@ export const WATCHER_DEFAULTS = {
   maxReads: 128,
   healthProbeMs: 1_000,
   tickMs: 250,
+  maxAgeMs: Infinity,
 } as const;
 
 /** Counters for tests and the benchmark. */
@@ -189,7 +195,7 @@ export class StateWatcher {
 
   /** The current state: known-current without a read when a watch is covered, else read (once per request). */
   async current(requestId: string): Promise<RequestView> {
-    const cached = this.terminal.get(requestId);
+    const cached = this.cached(requestId);
     if (cached) return cached;
     const w = this.watches.get(requestId);
     if (w?.latest && this.fresh(w)) return w.latest;
@@ -199,7 +205,15 @@ export class StateWatcher {
 
   /** True when this process knows the request reached a terminal state (which never changes). */
   decided(requestId: string): boolean {
-    return this.terminal.has(requestId);
+    return this.cached(requestId) !== null;
+  }
+
+  private cached(requestId: string): RequestView | null {
+    const view = this.terminal.get(requestId);
+    if (!view) return null;
+    if (Date.now() - Date.parse(view.decidedAt ?? view.createdAt) < this.opts.maxAgeMs) return view;
+    this.terminal.delete(requestId);
+    return null;
   }
 
   /**
@@ -246,7 +260,7 @@ export class StateWatcher {
    */
   subscribe(requestId: string, listener: (view: RequestView) => void, onError?: (err: Error) => void): () => void {
     // Decided already (a click's outcome may land between a waiter's first read and its subscription): say so now.
-    const decided = this.terminal.get(requestId);
+    const decided = this.cached(requestId);
     if (decided) {
       listener(decided);
       return () => {};

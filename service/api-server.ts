@@ -66,6 +66,7 @@ export async function startApiServer(opts: {
       feed: opts.changes ?? ownFeed,
       maxHistoryPolls: config.WATCH_HISTORY_POLLS,
       sweepMs: config.WATCH_SWEEP_SEC * 1000,
+      maxAgeMs: config.RETENTION_MAX_AGE_SEC * 1000,
       log,
     },
   });

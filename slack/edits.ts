@@ -21,7 +21,6 @@ import { isRateLimited, refusalText, UNAVAILABLE_TEXT, type SlackCall, type Tell
 
 /** Slack's trigger ids expire 3 s after the click; past this, retrying views.open cannot succeed. */
 const TRIGGER_BUDGET_MS = 2500;
-const PLAN_CACHE_SIZE = 1000;
 
 const metadataSchema = z.object({ request_id: z.string().min(1) });
 
@@ -98,17 +97,12 @@ async function applyEdit(
   return modalErrors(plan, changes, { message, fieldErrors: verdict.ok ? {} : verdict.fieldErrors });
 }
 
-/** The request's latest state and its plan (frozen at creation, so read from history once per request). */
+/**
+ * The request's latest state and its plan (frozen at creation: the first event of its history). Read each time, not
+ * cached: edits are rare, and this process must keep nothing of a request past its purge.
+ */
 function requestLoader(gateway: RequestGateway) {
-  const plans = new Map<string, Plan>();
-  const planOf = async (requestId: string): Promise<Plan> => {
-    const known = plans.get(requestId);
-    if (known) return known;
-    const { plan } = await gateway.input(requestId);
-    if (plans.size >= PLAN_CACHE_SIZE) plans.delete(plans.keys().next().value as string);
-    plans.set(requestId, plan);
-    return plan;
-  };
+  const planOf = async (requestId: string): Promise<Plan> => (await gateway.input(requestId)).plan;
   return (requestId: string): Promise<[RequestState, Plan] | null> =>
     Promise.all([gateway.view(requestId), planOf(requestId)]).catch((err: unknown) => {
       if (err instanceof NotFoundError) return null;

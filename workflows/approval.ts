@@ -20,13 +20,25 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
   req.report([{ type: 'request_created', actor: input.agent ?? input.request.meta.requester.id }]);
   // Before anything awaits: an Update that arrived with the start is applied as soon as its handler is set.
   const bind = <I>(
-    update: UpdateDefinition<msg.RequestView, [I]>,
+    update: UpdateDefinition<msg.RequestView, [msg.Addressed<I>]>,
     signal: SignalDefinition<[msg.Clicked<I>]>,
     toCommand: (i: I) => Command,
   ) => {
-    setHandler(update, (i: I) => req.apply(toCommand(i)), { validator: (i: I) => req.validate(toCommand(i)) });
-    setHandler(signal, ({ clickId, replyTo, ...i }: msg.Clicked<I>) =>
-      req.click(toCommand(i as I), { clickId, replyTo }),
+    setHandler(
+      update,
+      ({ requestId, ...i }: msg.Addressed<I>) => {
+        req.checkAddress(requestId);
+        return req.apply(toCommand(i as I));
+      },
+      {
+        validator: ({ requestId, ...i }: msg.Addressed<I>) => {
+          req.checkAddress(requestId);
+          req.validate(toCommand(i as I));
+        },
+      },
+    );
+    setHandler(signal, ({ clickId, replyTo, requestId, ...i }: msg.Clicked<I>) =>
+      req.click(toCommand(i as I), { clickId, replyTo, requestId }),
     );
   };
   bind(msg.personaAckUpdate, msg.personaAckSignal, (i) => ({ type: 'persona_ack', ...i }));

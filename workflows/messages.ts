@@ -90,19 +90,22 @@ export type CancelInput = { actor: string; reason?: string; via?: 'api' | 'admin
 /** `breakGlass`: decide past the personas and the quorum (else an approval counts as the operator's own). */
 export type AdminDecisionInput = { decision: 'approve' | 'deny'; actor: string; reason?: string; breakGlass?: boolean };
 
-export const personaAckUpdate = defineUpdate<RequestView, [PersonaAckInput]>('personaAck');
-export const approveUpdate = defineUpdate<RequestView, [ApproveInput]>('approve');
-export const denyUpdate = defineUpdate<RequestView, [DenyInput]>('deny');
-export const approveWithEditsUpdate = defineUpdate<RequestView, [ApproveWithEditsInput]>('approveWithEdits');
-export const cancelUpdate = defineUpdate<RequestView, [CancelInput]>('cancel');
-export const adminDecisionUpdate = defineUpdate<RequestView, [AdminDecisionInput]>('adminDecision');
+export const personaAckUpdate = defineUpdate<RequestView, [Addressed<PersonaAckInput>]>('personaAck');
+export const approveUpdate = defineUpdate<RequestView, [Addressed<ApproveInput>]>('approve');
+export const denyUpdate = defineUpdate<RequestView, [Addressed<DenyInput>]>('deny');
+export const approveWithEditsUpdate = defineUpdate<RequestView, [Addressed<ApproveWithEditsInput>]>('approveWithEdits');
+export const cancelUpdate = defineUpdate<RequestView, [Addressed<CancelInput>]>('cancel');
+export const adminDecisionUpdate = defineUpdate<RequestView, [Addressed<AdminDecisionInput>]>('adminDecision');
 
 /**
  * A Signal sent for a Slack click names itself with a click id, derived from the Slack delivery (a replayed
  * delivery has the same id, and the workflow applies an id at most once), and says where to tell the clicker of a
  * refusal (an ephemeral message, sent by an activity).
  */
-export type Clicked<I> = I & { clickId?: string; replyTo?: ReplyTo };
+export type Clicked<I> = Addressed<I> & { clickId?: string; replyTo?: ReplyTo };
+
+/** Every command may name the request it is for; the workflow refuses one for another request (not_found). */
+export type Addressed<I> = I & { requestId?: string };
 
 export const personaAckSignal = defineSignal<[Clicked<PersonaAckInput>]>('personaAck');
 export const approveSignal = defineSignal<[Clicked<ApproveInput>]>('approve');

@@ -78,6 +78,20 @@ export class ApprovalRequest {
     return { ...this.state, slack: this.slackRef };
   }
 
+  /**
+   * A message names the request it is for: under a keyed workflow id a newer request may live than the one a caller
+   * knew (gateway/ids.ts), and a message for the one before must never reach it. Unaddressed messages (operator
+   * tooling) are for whoever lives here.
+   */
+  isFor(requestId: unknown): boolean {
+    return requestId === undefined || requestId === this.state.requestId;
+  }
+
+  /** An Update (or its validator) for another request than this one. */
+  checkAddress(requestId: unknown): void {
+    if (!this.isFor(requestId)) throw refusal('not_found', `request ${String(requestId)} not found`);
+  }
+
   /** An Update: applies the command, or throws the refusal to the caller. */
   apply(command: Command): msg.RequestView {
     const outcome = this.attempt(command, nowIso());
@@ -96,7 +110,16 @@ export class ApprovalRequest {
    * A Signal (a Slack click, operator tooling). A click id is applied at most once: a delivery Slack or an API
    * replays after a restart carries the same id and changes nothing. A refused click is told to its clicker.
    */
-  click(command: Command, { clickId, replyTo }: { clickId?: unknown; replyTo?: unknown }): void {
+  click(
+    command: Command,
+    { clickId, replyTo, requestId }: { clickId?: unknown; replyTo?: unknown; requestId?: unknown },
+  ): void {
+    const to = asReplyTo(replyTo);
+    if (!this.isFor(requestId)) {
+      const message = 'the request this button was for no longer exists';
+      if (to) this.track(run('tellRefusal', { replyTo: to, reason: 'not_found', message }));
+      return;
+    }
     const id =
       typeof clickId === 'string' && clickId.length > 0 && clickId.length <= MAX_CLICK_ID_CHARS ? clickId : null;
     if (id !== null && this.clickIds.has(id)) {
@@ -112,7 +135,6 @@ export class ApprovalRequest {
     }
     if (outcome.ok) return;
     log.info('signal refused', { command: command.type, reason: outcome.reason });
-    const to = asReplyTo(replyTo);
     if (to) this.track(run('tellRefusal', { replyTo: to, reason: outcome.reason, message: outcome.message }));
   }
 

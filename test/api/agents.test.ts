@@ -184,3 +184,28 @@ describe('notification', () => {
     expect(status.body.notification).toEqual({ slack: 'failed', error: 'channel_not_found' });
   });
 });
+
+describe('a key reused after its request was purged', () => {
+  test('starts a new request with a new id and token; the old id, token and buttons name nothing', async () => {
+    const key = { 'idempotency-key': `purged-${Date.now()}` };
+    const first = (await deploy({ service: 'web', replicas: 3 }, key)).body;
+    h.gateway.apply(first.requestId, { type: 'deny', userId: 'U_ALICE' });
+    expect((await h.get(`/api/guard/status?requestId=${first.requestId}`)).body.status).toBe('denied');
+    h.gateway.purge(first.requestId);
+
+    const again = await deploy({ service: 'web', replicas: 3 }, key);
+    expect(again.status).toBe(200);
+    expect(again.body.requestId).not.toBe(first.requestId);
+    expect(again.body.token).not.toBe(first.token);
+    expect(again.body.idempotentReplay).toBeUndefined();
+    for (const res of [
+      await h.get(`/api/guard/status?requestId=${first.requestId}`),
+      await h.post('/api/guard/wait', { token: first.token }),
+    ]) {
+      expect(res).toMatchObject({ status: 404, body: { error: 'not_found' } });
+    }
+    const click = await h.click('deny', first.requestId, 'U_ALICE');
+    expect(click.body).toMatchObject({ ok: false, error: 'not_found' });
+    expect((await h.get(`/api/guard/status?requestId=${again.body.requestId}`)).body.status).toBe('awaiting_personas');
+  });
+});

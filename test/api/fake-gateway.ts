@@ -15,6 +15,7 @@ import {
   type SentClick,
   type StartOutcome,
 } from '../../gateway/types.js';
+import { workflowIdOf } from '../../gateway/ids.js';
 import type { ApprovalInput, RequestView } from '../../workflows/messages.js';
 
 interface Stored {
@@ -60,6 +61,7 @@ function toCommand<N extends CommandName>(name: N, input: CommandInputs[N]): Com
  * Timers do not run: a test moves time with `apply(id, { type: 'expire' })`.
  */
 export class InMemoryGateway implements RequestGateway {
+  /** By workflow id, as Temporal holds them (a keyed request's id differs from its workflow's: gateway/ids.ts). */
   readonly requests = new Map<string, Stored>();
   readonly refusedClicks: RefusedClick[] = [];
   private readonly listeners = new Map<string, Set<(view: RequestView) => void>>();
@@ -69,13 +71,13 @@ export class InMemoryGateway implements RequestGateway {
 
   async start(input: ApprovalInput, opts: { idempotent: boolean }): Promise<StartOutcome> {
     this.check();
-    const existing = this.requests.get(input.requestId);
+    const existing = this.requests.get(workflowIdOf(input.requestId));
     if (existing) {
       if (!opts.idempotent) throw new AlreadyStartedError(`request ${input.requestId} exists`);
       return { created: false, existing: existing.input, view: existing.view };
     }
     const view: RequestView = { ...initialState(input), slack: null };
-    this.requests.set(input.requestId, { input, view, clicks: new Set(), lines: [] });
+    this.requests.set(workflowIdOf(input.requestId), { input, view, clicks: new Set(), lines: [] });
     this.line(input.requestId, 'WorkflowExecutionStarted', `${input.request.action} requested`);
     return { created: true };
   }
@@ -103,7 +105,7 @@ export class InMemoryGateway implements RequestGateway {
     meta: ClickMeta,
   ): Promise<SentClick> {
     this.check();
-    const stored = this.requests.get(requestId);
+    const stored = this.find(requestId);
     if (!stored) return { ok: false, reason: 'not_found', message: `request ${requestId} not found` };
     if (isTerminal(stored.view.status)) {
       return { ok: false, reason: 'already_decided', message: 'this request is already decided' };
@@ -201,9 +203,19 @@ export class InMemoryGateway implements RequestGateway {
     this.listeners.clear();
   }
 
+  /** Forgets a request, as the purge sweeper's delete does. */
+  purge(requestId: string): void {
+    if (this.find(requestId)) this.requests.delete(workflowIdOf(requestId));
+  }
+
+  private find(requestId: string): Stored | undefined {
+    const stored = this.requests.get(workflowIdOf(requestId));
+    return stored?.input.requestId === requestId ? stored : undefined;
+  }
+
   private get(requestId: string): Stored {
     this.check();
-    const stored = this.requests.get(requestId);
+    const stored = this.find(requestId);
     if (!stored) throw new NotFoundError(`request ${requestId} not found`);
     return stored;
   }

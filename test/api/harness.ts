@@ -219,7 +219,7 @@ export async function startApiHarness(
     slack: slackDelivery,
     async click(actionId, requestId, userId, o = {}) {
       // An approval names the params it saw, as the message's decision block does: the current ones unless told.
-      const current = gateway.requests.get(requestId)?.view.payloadHash;
+      const current = (await gateway.view(requestId).catch(() => null))?.payloadHash;
       const blockId = o.blockId ?? (actionId === 'approve' && current ? `decide:${current}` : undefined);
       return slackDelivery(
         blockActionPayload({

@@ -134,7 +134,7 @@ describe('clicks', () => {
     const req = await h.create('simple');
     h.gateway.unavailable = true;
     try {
-      const res = await h.click('approve', req.requestId, 'U_ALICE');
+      const res = await h.click('approve', req.requestId, 'U_ALICE', { blockId: `decide:${req.payloadHash}` });
       expect(res).toMatchObject({ status: 200, body: { ok: false, error: 'temporarily_unavailable' } });
     } finally {
       h.gateway.unavailable = false;

@@ -1,6 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { clickVerdict, type ClickJudge, type ClickResult, type SentClick } from '../../dev/click-verdict.js';
 import type { FakeSlack } from '../../dev/fake-slack.js';
+import { workflowIdOf } from '../../gateway/ids.js';
 import { stateQuery } from '../../workflows/messages.js';
 
 export type { ClickJudge, ClickResult, SentClick };
@@ -11,7 +12,7 @@ export const clickResult = clickVerdict;
 /** Judges clicks with the test's own Temporal client and the in-process fake Slack. */
 export function judgeWith(client: Client, fakeSlack: FakeSlack): ClickJudge {
   return {
-    readState: (requestId) => client.workflow.getHandle(requestId).query(stateQuery),
+    readState: (requestId) => client.workflow.getHandle(workflowIdOf(requestId)).query(stateQuery),
     ephemerals: () => fakeSlack.callsOf('chat.postEphemeral'),
   };
 }

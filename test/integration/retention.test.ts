@@ -14,7 +14,9 @@ import type { Metrics } from '../../observability/metrics.js';
 import { ensurePurgeSchedule, purgeScheduleId } from '../../temporal/schedules.js';
 import { GUARD_SEARCH_ATTRIBUTE_KEYS as sa } from '../../temporal/search-attributes.js';
 import type { purgeSweeperWorkflow } from '../../workflows/purge-sweeper.js';
-import { startHarness, type Harness } from './harness.js';
+import { workflowIdOf } from '../../gateway/ids.js';
+import { startApi } from './fixtures.js';
+import { fetchJson, requestBody, startHarness, type Harness } from './harness.js';
 
 // The main harness's schedule is paused (hourly, it would still fire at the top of the hour, aligned to the epoch):
 // its tests run sweeps themselves, so counts are exact.
@@ -258,3 +260,47 @@ test('an archive failure is counted and retried until it succeeds; only then doe
     await rm(tmp, { recursive: true, force: true });
   }
 }, 180_000);
+
+test('purge means gone: no replica answers from memory, and the key starts a new request under a new id', async () => {
+  const replica = await startApi(h.config);
+  try {
+    const key = { 'idempotency-key': `purge-${randomUUID()}` };
+    const first = await h.create('simple', {}, key);
+    expect((await h.clickOutcome('approve', first.requestId, 'U_ALICE')).status).toBe('approved');
+    // Both replicas have served the decided request (and would keep it in their caches).
+    for (const base of [h.url, replica.url]) {
+      const res = await fetchJson(base, 'GET', `/api/guard/status?requestId=${first.requestId}`);
+      expect(res.body.status).toBe('approved');
+    }
+    await client.workflow.getHandle(workflowIdOf(first.requestId)).result();
+    await sweepUntilPurged(h, workflowIdOf(first.requestId));
+
+    const token = encodeURIComponent(first.token);
+    for (const base of [h.url, replica.url]) {
+      for (const path of [
+        `/api/guard/status?requestId=${first.requestId}`,
+        `/api/guard/wait?token=${token}&timeoutSec=1`,
+        `/api/guard/wait-sse?token=${token}`,
+      ]) {
+        const res = await fetchJson(base, 'GET', path);
+        expect([base === h.url ? 'A' : 'B', path, res.status]).toEqual([base === h.url ? 'A' : 'B', path, 404]);
+      }
+    }
+    // The same key on the other replica: a new request, a new id and token, none of them the purged one's.
+    const again = await fetchJson(replica.url, 'POST', '/api/guard/request', requestBody('simple'), key);
+    expect(again.status).toBe(200);
+    expect(again.body.requestId).not.toBe(first.requestId);
+    expect(workflowIdOf(again.body.requestId)).toBe(workflowIdOf(first.requestId));
+    expect(again.body.token).not.toBe(first.token);
+    expect(again.body.status).toBe('ready_for_approval');
+    expect((await fetchJson(h.url, 'GET', `/api/guard/status?requestId=${first.requestId}`)).status).toBe(404);
+    // A button of the purged request's message reaches nothing.
+    const stale = await h.click('approve', first.requestId, 'U_ALICE', { blockId: `decide:${first.payloadHash}` });
+    const told = await h.outcomeOf(stale);
+    expect(told).toMatchObject({ ok: false });
+    const now = await fetchJson(h.url, 'GET', `/api/guard/status?requestId=${again.body.requestId}`);
+    expect(now.body).toMatchObject({ status: 'ready_for_approval', approvalsCount: 0 });
+  } finally {
+    await replica.close();
+  }
+}, 120_000);
