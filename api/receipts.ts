@@ -39,21 +39,8 @@ export function createReceiptSigner(privateKeyPem: string) {
     kid,
     /** A receipt for a terminal view; null while the request is still open. */
     issue(view: RequestView): string | null {
-      if (!isTerminal(view.status) || !view.decidedAt) return null;
-      const claims: ReceiptClaims = {
-        v: RECEIPT_VERSION,
-        kid,
-        requestId: view.requestId,
-        action: view.action,
-        outcome: view.status as ReceiptClaims['outcome'],
-        payloadHash: view.payloadHash,
-        approvers: view.approvals.map((a) => a.userId),
-        decidedBy: view.decidedBy,
-        decidedAt: view.decidedAt,
-        exp: Math.floor(Date.parse(view.decidedAt) / 1000) + (view.receiptTtlSec ?? DEFAULT_RECEIPT_TTL_SEC),
-        via: view.decidedVia ?? 'api',
-        breakGlass: view.breakGlass ?? false,
-      };
+      const claims = claimsOf(view, kid);
+      if (!claims) return null;
       const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
       return `${body}.${sign(null, Buffer.from(body), privateKey).toString('base64url')}`;
     },
@@ -93,6 +80,25 @@ export function createReceiptSigner(privateKeyPem: string) {
   };
 }
 export type ReceiptSigner = ReturnType<typeof createReceiptSigner>;
+
+/** What a receipt of a decided view states; null while the request is open. */
+function claimsOf(view: RequestView, kid: string): ReceiptClaims | null {
+  if (!isTerminal(view.status) || !view.decidedAt) return null;
+  return {
+    v: RECEIPT_VERSION,
+    kid,
+    requestId: view.requestId,
+    action: view.action,
+    outcome: view.status as ReceiptClaims['outcome'],
+    payloadHash: view.payloadHash,
+    approvers: view.approvals.map((a) => a.userId),
+    decidedBy: view.decidedBy,
+    decidedAt: view.decidedAt,
+    exp: Math.floor(Date.parse(view.decidedAt) / 1000) + (view.receiptTtlSec ?? DEFAULT_RECEIPT_TTL_SEC),
+    via: view.decidedVia ?? 'api',
+    breakGlass: view.breakGlass ?? false,
+  };
+}
 
 /** Derived from the key itself, so every replica sharing the key names it the same way. */
 function keyId(publicKey: KeyObject): string {

@@ -339,7 +339,13 @@ function outcomeLine(state: RequestState): string {
   const by = state.decidedBy && state.decidedBy !== 'system' ? ` by ${userRef(state.decidedBy)}` : '';
   const reason = state.reason ? `: ${said(state.reason, 500)}` : '';
   const icon = OUTCOME_ICON[state.status] ?? '';
-  return `${icon} *${capitalise(state.status)}*${fitText(by, 300).text}${reason}`;
+  return `${icon} *${capitalise(state.status)}*${fitText(by, 300).text}${adminMark(state)}${reason}`;
+}
+
+/** An operator's decision through the admin routes says so; one past the quorum or personas says it loudly. */
+function adminMark(state: RequestState): string {
+  if (state.breakGlass) return ' — 🚨 *admin break-glass* (past the quorum and personas)';
+  return state.decidedVia === 'admin' ? ' (admin route)' : '';
 }
 
 function statusLine(state: RequestState): string {

@@ -32,8 +32,7 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-/** Composition root of the API process: the gateway, policy, tokens, the Slack plugin and the routes, on PORT. */
-export async function startApiServer(opts: {
+export interface ApiServerOptions {
   config: Config;
   metrics: Metrics;
   audit: AuditLog;
@@ -45,9 +44,11 @@ export async function startApiServer(opts: {
    * with REDIS_URL, else none: waiters are then woken by history long-polls and sweeps alone.
    */
   changes?: ChangeFeed | null;
-}): Promise<ApiServer> {
-  const { config, metrics, audit } = opts;
-  const log = (msg: string) => console.error(`[api] ${msg}`);
+}
+
+/** The door to Temporal, its waiters woken by the change feed (given, or Redis pub/sub with REDIS_URL). */
+function temporalFor(opts: ApiServerOptions, log: (msg: string) => void) {
+  const { config } = opts;
   const ownFeed =
     opts.changes === undefined && config.REDIS_URL
       ? new RedisChangeFeed({
@@ -70,6 +71,20 @@ export async function startApiServer(opts: {
       log,
     },
   });
+  return {
+    gateway: temporal.gateway,
+    async close() {
+      await temporal.close();
+      await ownFeed?.close();
+    },
+  };
+}
+
+/** Composition root of the API process: the gateway, policy, tokens, the Slack plugin and the routes, on PORT. */
+export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
+  const { config, metrics, audit } = opts;
+  const log = (msg: string) => console.error(`[api] ${msg}`);
+  const temporal = temporalFor(opts, log);
   const { gateway } = temporal;
   const policy = new PolicyStore(config.POLICY_PATH, metrics, audit);
   await policy.reload('startup');
@@ -107,7 +122,6 @@ export async function startApiServer(opts: {
       await socketMode?.stop();
       await app.close();
       await temporal.close();
-      await ownFeed?.close();
       if (redis) await closeRedis(redis);
     },
   };

@@ -3,7 +3,14 @@ import { readFile } from 'node:fs/promises';
 import { REDACTED } from '../../domain/redaction.js';
 import { blockActionPayload, sendInteraction, viewSubmissionPayload } from '../helpers/slack.js';
 import { approvedBy, standardPolicy } from './fixtures.js';
-import { ADMIN_TOKEN, SIGNING_SECRET, startHarness, type Created, type Harness } from './harness.js';
+import {
+  ADMIN_TOKEN,
+  currentDecisionBlock,
+  SIGNING_SECRET,
+  startHarness,
+  type Created,
+  type Harness,
+} from './harness.js';
 
 const POLICY = standardPolicy({
   simple: approvedBy(['U_ALICE', 'U_BOB'], 1),
@@ -31,8 +38,18 @@ afterAll(async () => {
   await h?.close();
 });
 
-const click = (actionId: string, requestId: string, userId: string) =>
-  sendInteraction(h.url, SIGNING_SECRET, blockActionPayload({ actionId, value: requestId, userId, channelId: 'C1' }));
+/** A click as Slack delivers it; an approval carries the hash of the params shown, as the message's button does. */
+const click = async (actionId: string, requestId: string, userId: string) => {
+  const blockId = actionId === 'approve' ? await currentDecisionBlock(h.url, requestId) : undefined;
+  const payload = blockActionPayload({
+    actionId,
+    value: requestId,
+    userId,
+    channelId: 'C1',
+    ...(blockId ? { blockId } : {}),
+  });
+  return sendInteraction(h.url, SIGNING_SECRET, payload);
+};
 
 const submitEdit = (requestId: string, values: Record<string, string>) =>
   sendInteraction(

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { eventually as waitUntil } from '../helpers/eventually.js';
 import { writeFile } from 'node:fs/promises';
 import { approvedBy, standardPolicy, startApi } from './fixtures.js';
 import { ADMIN_TOKEN, requestBody, startHarness, type Harness, type JsonResponse } from './harness.js';
@@ -63,15 +64,18 @@ async function fetchJson(method: string, path: string, body?: unknown, headers: 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Retries `read` until `done` holds: visibility (list) is eventually consistent. */
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met; last value: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** Reads until `done` holds (visibility, list, is eventually consistent), through the shared eventually(). */
+function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  let last: T | undefined;
+  return waitUntil(
+    async () => {
+      last = await read();
+      return done(last) ? last : undefined;
+    },
+    { timeoutMs, intervalMs: 100, what: 'the condition' },
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; last value: ${JSON.stringify(last)}`);
+  });
 }
 
 describe('POST /api/guard/cancel', () => {
@@ -576,7 +580,6 @@ async function openSse(token: string, base = h.url) {
   const events: SseEvent[] = [];
   let returned = 0;
   let ended = false;
-  let wake: () => void = () => {};
   const stream = {
     status: res.status,
     contentType: res.headers.get('content-type') ?? '',
@@ -585,14 +588,11 @@ async function openSse(token: string, base = h.url) {
     abort: () => abort.abort(),
     /** The next event not yet returned, or 'end' once the server closed the stream. */
     async next(timeoutMs = 5000): Promise<SseEvent | 'end'> {
-      const deadline = Date.now() + timeoutMs;
-      while (returned >= events.length && !ended) {
-        if (Date.now() > deadline) throw new Error(`no SSE event within ${timeoutMs} ms`);
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          setTimeout(resolve, 50);
-        });
-      }
+      await waitUntil(() => (returned < events.length || ended ? true : undefined), {
+        timeoutMs,
+        intervalMs: 20,
+        what: 'the next SSE event',
+      });
       return returned < events.length ? (events[returned++] as SseEvent) : 'end';
     },
   };
@@ -610,13 +610,11 @@ async function openSse(token: string, base = h.url) {
           if (block.startsWith(':')) stream.comments += 1;
           else events.push(parseBlock(block));
         }
-        wake();
       }
     } catch {
       // aborted by the test
     } finally {
       ended = true;
-      wake();
     }
   })();
   return stream;

@@ -14,6 +14,7 @@ import { startWorker } from '../../worker/run.js';
 import { approvedBy, standardPolicy, startApi, type Actions } from './fixtures.js';
 import {
   ADMIN_TOKEN,
+  currentDecisionBlock,
   requestBody,
   SIGNING_SECRET,
   startHarness,
@@ -67,7 +68,15 @@ async function createOn(baseUrl: string, action: string, headers: Record<string,
 }
 
 async function clickOn(baseUrl: string, actionId: string, requestId: string, userId: string): Promise<void> {
-  const payload = blockActionPayload({ actionId, value: requestId, userId, channelId: 'C_APPROVALS' });
+  // An approval carries the hash of the params shown, as the message's decision button does.
+  const blockId = actionId === 'approve' ? await currentDecisionBlock(baseUrl, requestId) : undefined;
+  const payload = blockActionPayload({
+    actionId,
+    value: requestId,
+    userId,
+    channelId: 'C_APPROVALS',
+    ...(blockId ? { blockId } : {}),
+  });
   const sent = { actionId, requestId, userId, channelId: 'C_APPROVALS', sentAt: Date.now() };
   const res = await sendInteraction(baseUrl, SIGNING_SECRET, payload);
   expect(res.status).toBe(200);

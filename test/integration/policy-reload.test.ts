@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { eventually } from '../helpers/eventually.js';
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -43,15 +44,8 @@ actions:
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> =>
+  eventually(probe, { timeoutMs, intervalMs: 200, what });
 
 function metricValue(text: string, series: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));

@@ -2,11 +2,11 @@
  * Two API replicas sharing one real Redis (Debian's redis-server, started here on a free port): the rate limiter's
  * counters and the Slack replay cache are shared, and a Redis outage neither crashes nor opens the API.
  */
+import { eventually } from '../helpers/eventually.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import type { ApiServer } from '../../service/api-server.js';
 import { createMetrics, type Metrics } from '../../observability/metrics.js';
@@ -50,22 +50,24 @@ async function startRedis(port?: number): Promise<RedisServer> {
   };
   const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on('error', () => undefined);
-  for (const deadline = Date.now() + 15_000; ;) {
+  const answering = async () => {
     if (child.exitCode !== null || child.signalCode !== null || output.includes('(is Debian')) {
       throw new Error(`redis-server did not start:\n${output}`);
     }
     try {
       await probe.connect();
-      if ((await probe.ping()) === 'PONG') break;
+      return (await probe.ping()) === 'PONG' ? true : undefined;
     } catch {
       probe.disconnect();
+      return undefined;
     }
-    if (Date.now() > deadline) {
+  };
+  await eventually(answering, { timeoutMs: 15_000, intervalMs: 100, what: `redis-server on ${url}` }).catch(
+    async (err: Error) => {
       await stop();
-      throw new Error(`redis-server not answering on ${url}:\n${output}`);
-    }
-    await sleep(100);
-  }
+      throw new Error(`${err.message}:\n${output}`);
+    },
+  );
   probe.disconnect();
   return { url, port: p, stop };
 }
@@ -168,12 +170,13 @@ test('Redis down: limits are skipped, Slack deliveries answer 503 (never uncheck
 
   redis = await startRedis(redis.port);
   // The clients reconnect on their own (backoff up to 2 s); Slack would resend, so may we.
-  const deadline = Date.now() + 20_000;
-  let accepted = await post(second.url, INTERACTIONS_PATH, click.raw, click.headers);
-  while (accepted.status === 503 && Date.now() < deadline) {
-    await sleep(250);
-    accepted = await post(second.url, INTERACTIONS_PATH, click.raw, click.headers);
-  }
+  const accepted = await eventually(
+    async () => {
+      const res = await post(second.url, INTERACTIONS_PATH, click.raw, click.headers);
+      return res.status === 503 ? undefined : res;
+    },
+    { timeoutMs: 20_000, intervalMs: 250, what: 'the replica to reach Redis again' },
+  );
   expect(accepted).toMatchObject({ status: 200, body: { ok: true, status: 'received' } });
   expect(await h.outcomeOf(accepted, click.sent)).toMatchObject({ ok: true, status: 'approved' });
   expect(await post(h.url, INTERACTIONS_PATH, click.raw, click.headers)).toMatchObject({

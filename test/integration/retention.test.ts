@@ -3,12 +3,12 @@
  * line of each request, the purge after the window, what must never be purged, the schedule, and an archive failure
  * counted and retried until it succeeds.
  */
+import { eventually } from '../helpers/eventually.js';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ArchiveLine } from '../../activities/archive.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { ensurePurgeSchedule, purgeScheduleId } from '../../temporal/schedules.js';
@@ -48,15 +48,8 @@ afterAll(async () => {
   await connection?.close();
 });
 
-async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 45_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
-}
+const waitFor = <T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 45_000) =>
+  eventually(async () => (await probe()) || undefined, { timeoutMs, intervalMs: 250, what });
 
 async function archiveLines(dir: string): Promise<ArchiveLine[]> {
   const files = (await readdir(dir).catch(() => [])).filter((f) => /^requests-.*\.jsonl$/.test(f));

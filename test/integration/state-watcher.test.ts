@@ -3,6 +3,7 @@
  * history alone (Update results, the workflow's result) or, for changes the history carries no state of (timers,
  * signals), by reading the state once their workflow task completed.
  */
+import { eventually } from '../helpers/eventually.js';
 import type { ApiServer } from '../../service/api-server.js';
 import { approveSignal } from '../../workflows/messages.js';
 import { approvedBy, standardPolicy, startApi, TEST_ACTIONS } from './fixtures.js';
@@ -47,11 +48,11 @@ async function waitOnReplica(token: string, timeoutSec = 20): Promise<WaitBody> 
 
 /** Resolves once the replica has a waiter following the request, so the change below happens while it waits. */
 async function parked(requestId: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (replica.gateway.listenerCount(requestId) === 0) {
-    if (Date.now() > deadline) throw new Error('the long-poll was never parked on the replica');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await eventually(() => (replica.gateway.listenerCount(requestId) > 0 ? true : undefined), {
+    timeoutMs: 10_000,
+    intervalMs: 20,
+    what: 'the long-poll to be parked on the replica',
+  });
 }
 
 test('an approval made through another replica reaches the waiter, vote by vote', async () => {

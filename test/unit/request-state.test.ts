@@ -160,6 +160,19 @@ const refusals: RefusalCase[] = [
     reason: 'already_decided',
   },
   {
+    name: 'an admin approval without break-glass while personas are pending',
+    plan: { personas: [SECURITY] },
+    command: { type: 'admin_decision', decision: 'approve', actor: 'admin:ops' },
+    reason: 'not_ready',
+  },
+  {
+    name: 'a second admin approval by the same operator',
+    plan: { minApprovals: 2 },
+    setup: [{ type: 'admin_decision', decision: 'approve', actor: 'admin:ops' }],
+    command: { type: 'admin_decision', decision: 'approve', actor: 'admin:ops' },
+    reason: 'duplicate',
+  },
+  {
     name: 'admin decision after approval',
     setup: [approve('U_ALICE')],
     command: { type: 'admin_decision', decision: 'deny', actor: 'U_ADMIN' },
@@ -386,11 +399,27 @@ const transitions: TransitionCase[] = [
     events: [{ type: 'request_cancelled', actor: 'U_REQ', reason: 'wrong branch' }],
   },
   {
-    name: 'admin approves, personas pending or not',
+    name: 'admin break-glass approves past pending personas and the quorum',
     plan: { personas: [SECURITY], minApprovals: 2 },
-    commands: [{ type: 'admin_decision', decision: 'approve', actor: 'admin:ops' }],
-    expected: { status: 'approved', decidedBy: 'admin:ops', approvals: [] },
+    commands: [{ type: 'admin_decision', decision: 'approve', actor: 'admin:ops', breakGlass: true }],
+    expected: { status: 'approved', decidedBy: 'admin:ops', approvals: [], decidedVia: 'admin', breakGlass: true },
     events: [{ type: 'request_approved', actor: 'admin:ops' }],
+  },
+  {
+    name: "without break-glass an admin approval is one approval of the quorum, the operator's own",
+    plan: { minApprovals: 2 },
+    commands: [{ type: 'admin_decision', decision: 'approve', actor: 'admin:ops' }],
+    expected: { status: 'ready_for_approval', approvals: [expect.objectContaining({ userId: 'admin:ops' })] },
+    events: [{ type: 'approval_recorded', actor: 'admin:ops', approvals: 1, minApprovals: 2 }],
+  },
+  {
+    name: 'without break-glass an admin approval that meets the quorum decides, marked admin',
+    commands: [{ type: 'admin_decision', decision: 'approve', actor: 'admin:ops' }],
+    expected: { status: 'approved', decidedBy: 'admin:ops', decidedVia: 'admin', breakGlass: false },
+    events: [
+      { type: 'approval_recorded', actor: 'admin:ops', approvals: 1, minApprovals: 1 },
+      { type: 'request_approved', actor: 'admin:ops' },
+    ],
   },
   {
     name: 'admin denies with a reason',

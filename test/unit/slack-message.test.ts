@@ -165,8 +165,8 @@ describe('progress and outcome', () => {
     ['cancelled names who cancelled', [{ type: 'cancel', actor: 'U0REQ' }], '*Cancelled* by <@U0REQ>', 'cancelled'],
     [
       'admin decisions name the admin',
-      [{ type: 'admin_decision', decision: 'approve', actor: 'admin:ops' }],
-      '*Approved* by admin:ops',
+      [{ type: 'admin_decision', decision: 'approve', actor: 'admin:ops', breakGlass: true }],
+      '*Approved* by admin:ops — 🚨 *admin break-glass*',
       'approved by admin:ops',
     ],
     ['expired names nobody', [{ type: 'expire' }], '*Expired*', 'expired'],

@@ -100,7 +100,15 @@ export function createGuardMcpServer(opts: GuardMcpOptions): McpServer {
   const server = new McpServer({ name: 'slack-guard', version: opts.version });
   // Cancelling needs the request's token; requests made through this server are cancelled by id alone.
   const tokens = new Map<string, string>();
+  listActionsTool(server, opts);
+  requestApprovalTool(server, opts, tokens);
+  statusTool(server, opts);
+  cancelTool(server, opts, tokens);
+  return server;
+}
 
+/** `list_actions`: what may be asked, from the service's policy. */
+function listActionsTool(server: McpServer, opts: GuardMcpOptions): void {
   server.registerTool(
     'list_actions',
     {
@@ -121,7 +129,31 @@ export function createGuardMcpServer(opts: GuardMcpOptions): McpServer {
       }
     },
   );
+}
 
+/** The arguments of `request_approval`. */
+function requestInput(opts: GuardMcpOptions) {
+  return {
+    action: createRequestSchema.shape.action.describe('An action of list_actions, e.g. "deploy"'),
+    params: params.default({}).describe('The exact parameters you intend to run'),
+    justification: meta.justification.describe('Why the action is needed, for the approvers'),
+    origin: meta.origin.optional().describe(`Where the request comes from (default: repo ${opts.repo})`),
+    links: meta.links.describe('Links that help approvers decide (PR, ticket, run)'),
+    idempotency_key: idempotencyKeySchema
+      .optional()
+      .describe('Returned by an earlier call: keep waiting for that request (same action and params)'),
+    wait_sec: z
+      .number()
+      .int()
+      .min(0)
+      .max(3600)
+      .optional()
+      .describe(`How long to block for the decision (default ${opts.defaultWaitSec}, at most ${opts.maxWaitSec})`),
+  };
+}
+
+/** `request_approval`: ask, wait (bounded), and answer the decision or the key to call again with. */
+function requestApprovalTool(server: McpServer, opts: GuardMcpOptions, tokens: Map<string, string>): void {
   server.registerTool(
     'request_approval',
     {
@@ -131,23 +163,7 @@ export function createGuardMcpServer(opts: GuardMcpOptions): McpServer {
         `production change (see list_actions). Blocks until decided, at most ${opts.maxWaitSec} s per call. Only run ` +
         'the action if approved is true, and then with exactly effectiveParams (approvers may have edited them). ' +
         'If decided is false, call again with the returned idempotency_key to keep waiting for the same request.',
-      inputSchema: {
-        action: createRequestSchema.shape.action.describe('An action of list_actions, e.g. "deploy"'),
-        params: params.default({}).describe('The exact parameters you intend to run'),
-        justification: meta.justification.describe('Why the action is needed, for the approvers'),
-        origin: meta.origin.optional().describe(`Where the request comes from (default: repo ${opts.repo})`),
-        links: meta.links.describe('Links that help approvers decide (PR, ticket, run)'),
-        idempotency_key: idempotencyKeySchema
-          .optional()
-          .describe('Returned by an earlier call: keep waiting for that request (same action and params)'),
-        wait_sec: z
-          .number()
-          .int()
-          .min(0)
-          .max(3600)
-          .optional()
-          .describe(`How long to block for the decision (default ${opts.defaultWaitSec}, at most ${opts.maxWaitSec})`),
-      },
+      inputSchema: requestInput(opts),
       outputSchema: decisionOutput,
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
     },
@@ -164,13 +180,7 @@ export function createGuardMcpServer(opts: GuardMcpOptions): McpServer {
         },
       };
       // Chosen before anything is sent: whatever happens next, the answer can name the key to resume with.
-      const base = baseKey(args.action, args.params, origin, opts.requester);
-      const given = args.idempotency_key ? new RegExp(`^mcp-${base}-(\\d+)$`).exec(args.idempotency_key) : null;
-      // A key this server derived for this same call is its own: the decision is marked told like any other.
-      const derived = args.idempotency_key
-        ? given && { base, generation: Number(given[1]) }
-        : { base, generation: await opts.claims.current(base) };
-      const key = args.idempotency_key ?? `mcp-${base}-${derived!.generation}`;
+      const { key, derived } = await keyOf(opts, args.action, args.params, origin, args.idempotency_key);
       const waitSec = Math.min(args.wait_sec ?? opts.defaultWaitSec, opts.maxWaitSec);
       let created: CreatedRequest | null = null;
       try {
@@ -203,7 +213,10 @@ export function createGuardMcpServer(opts: GuardMcpOptions): McpServer {
       }
     },
   );
+}
 
+/** `get_approval_status`: a request's state, and its receipt once decided. */
+function statusTool(server: McpServer, opts: GuardMcpOptions): void {
   server.registerTool(
     'get_approval_status',
     {
@@ -221,7 +234,10 @@ export function createGuardMcpServer(opts: GuardMcpOptions): McpServer {
       }
     },
   );
+}
 
+/** `cancel_approval`: withdraw an open request. */
+function cancelTool(server: McpServer, opts: GuardMcpOptions, tokens: Map<string, string>): void {
   server.registerTool(
     'cancel_approval',
     {
@@ -253,8 +269,26 @@ export function createGuardMcpServer(opts: GuardMcpOptions): McpServer {
       }
     },
   );
+}
 
-  return server;
+/**
+ * The request's idempotency key: the caller's, or derived from the request (the same call finds the same request).
+ * A key this server derived is its own (`derived`): once its decision is told, the same call is a new question.
+ */
+async function keyOf(
+  opts: GuardMcpOptions,
+  action: string,
+  params: Record<string, unknown>,
+  origin: unknown,
+  given: string | undefined,
+): Promise<{ key: string; derived: { base: string; generation: number } | null }> {
+  const base = baseKey(action, params, origin, opts.requester);
+  if (given) {
+    const ours = new RegExp(`^mcp-${base}-(\\d+)$`).exec(given);
+    return { key: given, derived: ours ? { base, generation: Number(ours[1]) } : null };
+  }
+  const generation = await opts.claims.current(base);
+  return { key: `mcp-${base}-${generation}`, derived: { base, generation } };
 }
 
 /** The same action, params, origin and requester → the same key, so a call cut off by the client finds its request. */
