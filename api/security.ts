@@ -22,8 +22,13 @@ export function createTokenSigner(secret: string) {
     issue: (requestId: string): string => `${TOKEN_VERSION}.${requestId}.${mac(requestId)}`,
     /** The request id the token grants, or null for anything forged, truncated or malformed. */
     verify(token: string): string | null {
-      const [version, requestId, sig, ...rest] = token.split('.');
-      if (version !== TOKEN_VERSION || !requestId || !sig || rest.length > 0) return null;
+      // A keyed request id has a '.' of its own (gateway/ids.ts): the id is everything between the first and last.
+      const first = token.indexOf('.');
+      const last = token.lastIndexOf('.');
+      const version = token.slice(0, first);
+      const requestId = token.slice(first + 1, last);
+      const sig = token.slice(last + 1);
+      if (first < 0 || version !== TOKEN_VERSION || !requestId || !sig) return null;
       return safeEqual(sig, mac(requestId)) ? requestId : null;
     },
   };

@@ -25,12 +25,23 @@ function installRuntime(level: LogLevel, metricsAddress: string | null, log: (ms
   try {
     Runtime.install({
       logger: new DefaultLogger(level),
-      ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } } : {}),
+      // The SDK core (Rust) logs at the same level: its retries while Temporal is away are WARN.
+      telemetryOptions: {
+        logging: { forward: {}, filter: { core: level, other: 'ERROR' } },
+        ...(metricsAddress ? { metrics: { prometheus: { bindAddress: metricsAddress } } } : {}),
+      },
     });
   } catch {
     // Already created (a test environment made one first): its logger and metrics stay.
     if (metricsAddress) log(`Temporal SDK metrics not served on ${metricsAddress}: the SDK runtime already exists`);
   }
+}
+
+/** The SDK's log level for the service's LOG_LEVEL (the SDK logs every worker state change at INFO). */
+function runtimeLevel(level: Config['LOG_LEVEL']): LogLevel {
+  if (level === 'debug' || level === 'trace') return 'DEBUG';
+  if (level === 'error' || level === 'fatal' || level === 'silent') return 'ERROR';
+  return 'WARN';
 }
 
 /** Retries the first connection so a worker started before its Temporal server waits instead of dying. */
@@ -60,7 +71,7 @@ export async function startWorker(opts: {
   const { config } = opts;
   const log = opts.log ?? ((m: string) => console.error(`[worker] ${m}`));
   installRuntime(
-    config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN',
+    runtimeLevel(config.LOG_LEVEL),
     config.TEMPORAL_METRICS_PORT ? `${config.HOST}:${config.TEMPORAL_METRICS_PORT}` : null,
     log,
   );

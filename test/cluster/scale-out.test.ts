@@ -27,6 +27,7 @@ import {
   startProc,
   type Proc,
 } from '../integration/procs.js';
+import { workflowIdOf } from '../../gateway/ids.js';
 
 const execFileP = promisify(execFile);
 
@@ -342,7 +343,7 @@ describe('the purge sweeper on the SQL store', () => {
     const req = await h.create('simple');
     const open = await h.create('simple');
     expect((await h.click('approve', req.requestId, 'U_ALICE')).status).toBe(200);
-    await h.client.workflow.getHandle(req.requestId).result();
+    await h.client.workflow.getHandle(workflowIdOf(req.requestId)).result();
     const rows = (id: string) =>
       Promise.all([
         sql('temporal', `SELECT count(*) FROM current_executions WHERE workflow_id = '${id}'`),
@@ -358,7 +359,9 @@ describe('the purge sweeper on the SQL store', () => {
       { timeoutMs: 90_000, intervalMs: 1_000 },
     );
     expect(gone).toEqual(['0', '0']);
-    await expect(h.client.workflow.getHandle(req.requestId).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(h.client.workflow.getHandle(workflowIdOf(req.requestId)).describe()).rejects.toBeInstanceOf(
+      WorkflowNotFoundError,
+    );
     // The open one stays; the purged one left its archive line behind.
     expect(await rows(open.requestId)).toEqual(['1', '1']);
     expect((await archiveLines(join(h.dir, 'archive'))).some((l) => l.includes(req.requestId))).toBe(true);

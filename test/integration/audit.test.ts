@@ -11,6 +11,7 @@ import {
   type Created,
   type Harness,
 } from './harness.js';
+import { workflowIdOf } from '../../gateway/ids.js';
 
 const POLICY = standardPolicy({
   simple: approvedBy(['U_ALICE', 'U_BOB'], 1),
@@ -93,7 +94,9 @@ describe('the audit trail of a scenario touching every fact of SPEC section 6', 
     expect(forged.status).toBe(400);
     expect((await h.post('/api/admin/reload-policy', {}, { 'x-admin-token': 'wrong-admin-token' })).status).toBe(401);
     expect((await h.post('/api/admin/reload-policy', {}, { 'x-admin-token': ADMIN_TOKEN })).status).toBe(200);
-    await Promise.all(Object.values(created).map((r) => h.client.workflow.getHandle(r.requestId).result()));
+    await Promise.all(
+      Object.values(created).map((r) => h.client.workflow.getHandle(workflowIdOf(r.requestId)).result()),
+    );
     lines = h.audit.lines();
   }, 60_000);
 

@@ -141,7 +141,7 @@ describe('worker killed with SIGKILL mid-request', () => {
 
     // With no worker, a click is still answered at once: Temporal holds it as a durable signal.
     const queued = await create(api, 'quorum2');
-    expect(await api.click('approve', queued.requestId, 'U_CAROL')).toMatchObject({
+    expect(await api.click('approve', queued.requestId, 'U_CAROL', queued.payloadHash)).toMatchObject({
       status: 200,
       body: { ok: true, status: 'received' },
     });

@@ -185,6 +185,8 @@ export async function startHarness(
     RETENTION_ARCHIVE_DIR: join(dir, 'archive'),
     // Every test calls from 127.0.0.1: one IP bucket. The limiter's own tests set a small capacity.
     RATE_LIMIT_CAPACITY: '1000000',
+    // Temporal's own logs (its retries while a test stops the server) only at ERROR, unless a test asks.
+    LOG_LEVEL: 'error',
     ...opts.env,
   });
   const metrics = createMetrics();

@@ -23,6 +23,7 @@ import {
   type Harness,
 } from './harness.js';
 import { childEnv, pollUntil, startProc, type Proc } from './procs.js';
+import { workflowIdOf } from '../../gateway/ids.js';
 
 const ESC: Actions = {
   esc: approvedBy(['U_ALICE'], 1, {
@@ -55,7 +56,7 @@ afterAll(async () => {
 });
 
 const metricsOf = (baseUrl: string) => scrape(`${baseUrl}/metrics`);
-const closed = (ids: string[]) => Promise.all(ids.map((id) => h.client.workflow.getHandle(id).result()));
+const closed = (ids: string[]) => Promise.all(ids.map((id) => h.client.workflow.getHandle(workflowIdOf(id)).result()));
 
 async function createOn(baseUrl: string, action: string, headers: Record<string, string> = {}): Promise<Created> {
   const res = await fetch(`${baseUrl}/api/guard/request`, {

@@ -122,10 +122,14 @@ export function apiClient(baseUrl: string, signingSecret: string) {
     wait: (token: string, timeoutSec: number) =>
       call('GET', `/api/guard/wait?token=${encodeURIComponent(token)}&timeoutSec=${timeoutSec}`),
     /** A signed Slack button click, as Slack would deliver it; answers the JSON the clicker's ack carried. */
-    async click(actionId: string, requestId: string, userId: string): Promise<HttpAnswer> {
-      // An approval names the params it saw, as the message's decision block does: the current ones.
-      const current = actionId === 'approve' ? await call('GET', `/api/guard/status?requestId=${requestId}`) : null;
-      const hash = (current?.body as { payloadHash?: string } | undefined)?.payloadHash;
+    /**
+     * An approval names the params it saw, as the message's decision block does: `payloadHash` when given (a request
+     * no worker has run yet has no readable state), else the current ones.
+     */
+    async click(actionId: string, requestId: string, userId: string, payloadHash?: string): Promise<HttpAnswer> {
+      const current =
+        actionId === 'approve' && !payloadHash ? await call('GET', `/api/guard/status?requestId=${requestId}`) : null;
+      const hash = payloadHash ?? (current?.body as { payloadHash?: string } | undefined)?.payloadHash;
       const payload = blockActionPayload({
         actionId,
         value: requestId,

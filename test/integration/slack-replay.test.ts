@@ -10,6 +10,7 @@ import { startApiServer } from '../../service/api-server.js';
 import { createAuditLog } from '../../observability/audit.js';
 import { createMetrics } from '../../observability/metrics.js';
 import { fetchJson, SIGNING_SECRET, startHarness, type Harness } from './harness.js';
+import { workflowIdOf } from '../../gateway/ids.js';
 
 let h: Harness;
 
@@ -63,7 +64,7 @@ test('a delivery replayed to a restarted API (memory replay cache) has no effect
     expect((await statusOf(h.url, req.requestId)).approvers).toEqual(['U_ALICE', 'U_BOB']);
     // The workflow ends only once every refusal notice went out: had the replay been applied (a duplicate), Alice
     // would have been told.
-    await h.client.workflow.getHandle(req.requestId).result();
+    await h.client.workflow.getHandle(workflowIdOf(req.requestId)).result();
     const toldAlice = h.fakeSlack.callsOf('chat.postEphemeral').filter((c) => c.args.user === 'U_ALICE');
     expect(toldAlice).toEqual([]);
   } finally {

@@ -8,6 +8,7 @@ import type { ApiServer } from '../../service/api-server.js';
 import { approveSignal } from '../../workflows/messages.js';
 import { approvedBy, standardPolicy, startApi, TEST_ACTIONS } from './fixtures.js';
 import { startHarness, type Harness } from './harness.js';
+import { workflowIdOf } from '../../gateway/ids.js';
 
 const POLICY = standardPolicy({
   ...TEST_ACTIONS,
@@ -90,6 +91,6 @@ test('a vote sent as a signal (the durable fallback) reaches the waiter', async 
   const req = await h.create('quorum2');
   const waiting = waitOnReplica(req.token);
   await parked(req.requestId);
-  await h.client.workflow.getHandle(req.requestId).signal(approveSignal, { userId: 'U_ALICE' });
+  await h.client.workflow.getHandle(workflowIdOf(req.requestId)).signal(approveSignal, { userId: 'U_ALICE' });
   expect(await waiting).toMatchObject({ status: 'ready_for_approval', approvers: ['U_ALICE'], terminal: false });
 });

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { startTracing, type Tracing } from '../../observability/tracing.js';
 import { startHarness, type Harness } from './harness.js';
+import { workflowIdOf } from '../../gateway/ids.js';
 
 const exporter = new InMemorySpanExporter();
 let tracing: Tracing;
@@ -35,7 +36,7 @@ test('one trace from the HTTP request through workflow start, the workflow, its 
   const created = await h.create('simple', {}, { traceparent: `00-${traceId}-${callerSpanId}-01` });
   const click = await h.click('approve', created.requestId, 'U_ALICE');
   expect(click.status).toBe(200);
-  await h.client.workflow.getHandle(created.requestId).result();
+  await h.client.workflow.getHandle(workflowIdOf(created.requestId)).result();
   await tracing.flush();
 
   const spans = traceOf(traceId);
@@ -72,7 +73,7 @@ test('a Slack click is one trace down to the workflow Signal it sends', async ()
   exporter.reset();
   const click = await h.click('approve', created.requestId, 'U_ALICE');
   expect(click.status).toBe(200);
-  await h.client.workflow.getHandle(created.requestId).result();
+  await h.client.workflow.getHandle(workflowIdOf(created.requestId)).result();
   await tracing.flush();
 
   const clickSpan = exporter.getFinishedSpans().find((s) => s.name === 'POST /api/slack/interactions');

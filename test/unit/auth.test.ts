@@ -2,6 +2,7 @@ import { agentForHeader, parseAgentKeys } from '../../api/auth.js';
 import { rateLimitWindow } from '../../api/rate-limit.js';
 import { createMemoryReplayCache, createRedisReplayCache, ReplayCacheUnavailable } from '../../slack/replay-cache.js';
 import { ConfigError, loadConfig } from '../../config/env.js';
+import { createTokenSigner } from '../../api/security.js';
 
 describe('agent keys', () => {
   const keys = parseAgentKeys(' ci:k-ci-1 ,release:k:with:colons, ci:k-ci-2');
@@ -38,6 +39,36 @@ describe('agent keys', () => {
 
   test('well-formed AGENT_API_KEYS load', () => {
     expect(loadConfig({ AGENT_API_KEYS: 'ci:key-one, bot:key-two' }).AGENT_API_KEYS).toBe('ci:key-one, bot:key-two');
+  });
+});
+
+describe('request tokens', () => {
+  const signer = createTokenSigner('unit-secret');
+  const plain = 'req_0123456789abcdef0123456789abcdef';
+  // A keyed request's id carries a generation after a '.' (gateway/ids.ts): its token must still verify.
+  const keyed = `${plain}.0123456789ab`;
+
+  test.each([plain, keyed])('a token grants exactly its request id (%s)', (id) => {
+    const token = signer.issue(id);
+    expect(signer.verify(token)).toBe(id);
+    expect(createTokenSigner('other-secret').verify(token)).toBeNull();
+  });
+
+  test('forged, truncated and malformed tokens grant nothing', () => {
+    const token = signer.issue(keyed);
+    const sig = token.slice(token.lastIndexOf('.') + 1);
+    for (const bad of [
+      token.slice(0, -1),
+      `gt1.${plain}.${sig}`,
+      `gt1.${keyed}x.${sig}`,
+      `gt2.${keyed}.${sig}`,
+      `gt1.${keyed}`,
+      'gt1..',
+      'gt1',
+      '',
+    ]) {
+      expect(signer.verify(bad)).toBeNull();
+    }
   });
 });
 
