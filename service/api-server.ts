@@ -37,6 +37,8 @@ export interface ApiServerOptions {
   metrics: Metrics;
   audit: AuditLog;
   logger?: boolean | object;
+  /** Operational notes (Temporal or the change feed away and back, Socket Mode reconnecting); default stderr. */
+  log?: (msg: string) => void;
   /** When set, HTTP requests are spans and Temporal calls carry their trace to the workflows. */
   tracing?: Tracing | null;
   /**
@@ -83,14 +85,14 @@ function temporalFor(opts: ApiServerOptions, log: (msg: string) => void) {
 /** Composition root of the API process: the gateway, policy, tokens, the Slack plugin and the routes, on PORT. */
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
   const { config, metrics, audit } = opts;
-  const log = (msg: string) => console.error(`[api] ${msg}`);
+  const log = opts.log ?? ((msg: string) => console.error(`[api] ${msg}`));
   const temporal = temporalFor(opts, log);
   const { gateway } = temporal;
   const policy = new PolicyStore(config.POLICY_PATH, metrics, audit);
   await policy.reload('startup');
   // With REDIS_URL the limiter and the Slack replay cache are shared by every API replica.
   const redis = config.REDIS_URL ? createRedisClient(config.REDIS_URL) : null;
-  const { plugin: slack, socketMode } = slackSurfaces({ config, gateway, redis, metrics, audit });
+  const { plugin: slack, socketMode } = slackSurfaces({ config, gateway, redis, metrics, audit, log });
   const deps = {
     config,
     gateway,
@@ -137,8 +139,9 @@ function slackSurfaces(opts: {
   redis: Redis | null;
   metrics: Metrics;
   audit: AuditLog;
+  log: (msg: string) => void;
 }): { plugin: FastifyPluginAsync; socketMode: SocketMode | null } {
-  const { config, gateway, redis, metrics, audit } = opts;
+  const { config, gateway, redis, metrics, audit, log } = opts;
   const interactions = createSlackInteractions({
     gateway,
     botToken: config.SLACK_BOT_TOKEN,
@@ -155,7 +158,7 @@ function slackSurfaces(opts: {
         replayCache,
         metrics,
         audit,
-        log: (message) => console.error(`[api] ${message}`),
+        log,
       })
     : null;
   const plugin = slackHttpPlugin({

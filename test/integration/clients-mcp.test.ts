@@ -21,6 +21,7 @@ import {
 import { eventually } from '../helpers/eventually.js';
 import type { Harness } from './harness.js';
 import { messageOf, textOf } from './slack-support.js';
+import { workflowIdOf } from '../../gateway/ids.js';
 
 let h: Harness;
 let mcp: Client;
@@ -282,11 +283,11 @@ describe('never orphans a request (started as Claude Desktop starts it: cwd /, n
       for await (const w of h.client.workflow.list({ query })) found.push(w.workflowId);
       return found;
     };
-    await eventually(async () => ((await ids()).includes(requestId) ? true : undefined), {
+    await eventually(async () => ((await ids()).includes(workflowIdOf(requestId)) ? true : undefined), {
       timeoutMs: 20_000,
       what: `${requestId} in Temporal visibility`,
     });
-    expect(await ids()).toEqual([requestId]);
+    expect(await ids()).toEqual([workflowIdOf(requestId)]);
     // Told once: the same call without a key is a new question now.
     const fresh = (await askBare(params, { wait_sec: 0 })).structuredContent as Record<string, string>;
     expect(fresh.requestId).not.toBe(requestId);

@@ -18,6 +18,13 @@ import { freePort, startDevServer, type DevServerOptions } from '../../temporal/
 import { GUARD_SEARCH_ATTRIBUTES } from '../../temporal/search-attributes.js';
 import { apiClient, startProc, type ApiClient, type Proc } from './procs.js';
 
+/** The service's operational notes, on stderr only with GUARD_TEST_LOGS=1 (tests that provoke outages are loud). */
+export const testLog =
+  (who: string) =>
+  (msg: string): void => {
+    if (process.env.GUARD_TEST_LOGS) console.error(`[${who}] ${msg}`);
+  };
+
 export const SIGNING_SECRET = 'test-signing-secret';
 export const ADMIN_TOKEN = 'test-admin-token';
 
@@ -87,7 +94,7 @@ export const TEST_POLICY = standardPolicy(TEST_ACTIONS);
  */
 export function startApi(config: Config, metrics: Metrics = createMetrics()): Promise<ApiServer> {
   const audit = createAuditLog({ stream: new Writable({ write: (_c, _e, cb) => cb() }) });
-  return startApiServer({ config, metrics, audit });
+  return startApiServer({ config, metrics, audit, log: testLog('api') });
 }
 
 /** A Temporal dev server of a test's own on a SQLite file: stopped and started again, it keeps address and data. */

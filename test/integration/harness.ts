@@ -21,7 +21,7 @@ import {
   type InteractionResponse,
 } from '../helpers/slack.js';
 import { clickResult, judgeWith, type ClickResult, type SentClick } from './clicks.js';
-import { ADMIN_TOKEN, SIGNING_SECRET, TEST_POLICY } from './fixtures.js';
+import { ADMIN_TOKEN, SIGNING_SECRET, TEST_POLICY, testLog } from './fixtures.js';
 
 // Suites import these with the harness; they live in fixtures.ts, which the harness builds on.
 export { ADMIN_TOKEN, SIGNING_SECRET, TEST_POLICY };
@@ -205,6 +205,7 @@ export async function startHarness(
     metrics,
     audit: audit.log,
     tracing: opts.tracing ?? null,
+    log: testLog('api'),
     ...(opts.changes ? { changes: opts.changes } : {}),
   });
   const url = api.url;

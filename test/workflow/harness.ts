@@ -30,7 +30,7 @@ import { createTimeSkippingEnv } from './helpers.js';
  */
 export async function setUpSuite(): Promise<{ env: TestWorkflowEnvironment; bundle: WorkflowBundleWithSourceMap }> {
   const logger = new DefaultLogger('WARN');
-  Runtime.install({ logger, telemetryOptions: { logging: { filter: { core: 'WARN', other: 'ERROR' } } } });
+  Runtime.install({ logger, telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } } });
   const [env, bundle] = await Promise.all([createTimeSkippingEnv(), bundleWorkflowCode({ workflowsPath, logger })]);
   return { env, bundle };
 }

@@ -152,6 +152,29 @@ function requestInput(opts: GuardMcpOptions) {
   };
 }
 
+/**
+ * Every undecided answer of the long-poll (at least one per 25 s) tells the client the call is alive and how far it
+ * got. The decision itself is the result: a progress note sent just before it may be dropped.
+ */
+function progressNotifier(extra: {
+  _meta?: { progressToken?: string | number };
+  sendNotification: (n: {
+    method: 'notifications/progress';
+    params: { progressToken: string | number; progress: number; message: string };
+  }) => Promise<void>;
+}): (s: StateResponse) => void {
+  const progressToken = extra._meta?.progressToken;
+  let progress = 0;
+  return (s) => {
+    if (progressToken === undefined || s.terminal) return;
+    progress += 1;
+    const message = `request ${s.requestId}: ${s.status}, ${s.approvalsCount} of ${s.minApprovals} approvals`;
+    extra
+      .sendNotification({ method: 'notifications/progress', params: { progressToken, progress, message } })
+      .catch(() => {});
+  };
+}
+
 /** `request_approval`: ask, wait (bounded), and answer the decision or the key to call again with. */
 function requestApprovalTool(server: McpServer, opts: GuardMcpOptions, tokens: Map<string, string>): void {
   server.registerTool(
@@ -186,20 +209,10 @@ function requestApprovalTool(server: McpServer, opts: GuardMcpOptions, tokens: M
       try {
         created = await opts.client.createRequest(input, { idempotencyKey: key, signal: extra.signal });
         tokens.set(created.requestId, created.token);
-        const progressToken = extra._meta?.progressToken;
-        let progress = 0;
         const state = await opts.client.waitForDecision(created.token, {
           timeoutMs: waitSec * 1000,
           signal: extra.signal,
-          // Every undecided answer of the long-poll (at least one per 25 s) tells the client the call is alive and
-          // how far it got. The decision itself is the result: a progress note sent just before it may be dropped.
-          onState: (s) => {
-            if (progressToken === undefined || s.terminal) return;
-            progress += 1;
-            const message = `request ${s.requestId}: ${s.status}, ${s.approvalsCount} of ${s.minApprovals} approvals`;
-            const note = { method: 'notifications/progress' as const, params: { progressToken, progress, message } };
-            extra.sendNotification(note).catch(() => {});
-          },
+          onState: progressNotifier(extra),
         });
         // Told: the same call without a key is a new question from now on.
         if (derived) await opts.claims.claim(derived.base, derived.generation, `${state.status} ${state.requestId}`);
