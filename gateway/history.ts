@@ -98,6 +98,17 @@ function timestamp(ts: { seconds?: unknown; nanos?: number | null } | null | und
   return new Date(Number(ts.seconds ?? 0) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6)).toISOString();
 }
 
+type Marker = NonNullable<HistoryEvent['markerRecordedEventAttributes']>;
+
+/** A local activity (a Slack call tried in the workflow task first) is a marker: its type, attempt and outcome. */
+function describeMarker(m: Marker, decode: Decode): string {
+  const data = decode(m.details?.['data']?.payloads ?? [])[0] as
+    { activity_type?: string; attempt?: number } | undefined;
+  if (!data?.activity_type) return m.markerName ?? '';
+  const outcome = m.failure ? `failed: ${m.failure.message}` : 'done';
+  return `${data.activity_type} (local, attempt ${data.attempt ?? 1}): ${outcome}`;
+}
+
 function summarize(e: HistoryEvent, decode: Decode): string {
   const started = e.workflowExecutionStartedEventAttributes;
   if (started) return describeInput(decode(started.input?.payloads ?? [])[0] as ApprovalInput | undefined);
@@ -116,6 +127,7 @@ function summarize(e: HistoryEvent, decode: Decode): string {
     return failure ? `update failed: ${failure.message}` : 'update completed';
   }
   if (e.activityTaskScheduledEventAttributes) return `${e.activityTaskScheduledEventAttributes.activityType?.name}`;
+  if (e.markerRecordedEventAttributes) return describeMarker(e.markerRecordedEventAttributes, decode);
   if (e.activityTaskStartedEventAttributes) return `attempt ${e.activityTaskStartedEventAttributes.attempt}`;
   if (e.activityTaskFailedEventAttributes) return `failed: ${e.activityTaskFailedEventAttributes.failure?.message}`;
   if (e.timerStartedEventAttributes) {

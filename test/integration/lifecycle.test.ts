@@ -3,6 +3,7 @@ import { eventually as waitUntil } from '../helpers/eventually.js';
 import { writeFile } from 'node:fs/promises';
 import { approvedBy, standardPolicy, startApi } from './fixtures.js';
 import { ADMIN_TOKEN, requestBody, startHarness, type Harness, type JsonResponse } from './harness.js';
+import { textOf, waitForMessage } from './slack-support.js';
 
 /** The suite's policy; a test reloads it with a stricter quorum for `retry`. */
 const policy = (retryQuorum: number) =>
@@ -441,7 +442,12 @@ describe('admin request routes', () => {
     expect(
       lines.some((l) => l.type === 'WorkflowPropertiesModified' && /^state v\d+: approved by U_ALICE$/.test(l.summary)),
     ).toBe(true);
-    expect(lines.some((l) => l.type === 'ActivityTaskScheduled' && l.summary === 'postRequestMessage')).toBe(true);
+    // Slack calls run as local activities first: a marker naming the activity.
+    expect(
+      lines.some(
+        (l) => l.type === 'MarkerRecorded' && /^postRequestMessage \(local, attempt 1\): done$/.test(l.summary),
+      ),
+    ).toBe(true);
     expect(lines.some((l) => l.type === 'WorkflowTaskCompleted')).toBe(false);
     for (const l of lines) expect(Date.parse(l.time)).not.toBeNaN();
   });
@@ -486,6 +492,14 @@ describe('admin request routes', () => {
       async () => auditOf('request_approved', req.requestId),
       (l) => l.length === 1 && l[0]?.actor === 'ops-alice',
     );
+    // Marked for the agent (status and wait) and for the people in the channel (the message's decision line).
+    expect((await h.get(`/api/guard/status?requestId=${req.requestId}`)).body).toMatchObject({
+      decidedVia: 'admin',
+      breakGlass: true,
+    });
+    expect((await h.get(`/api/guard/wait?token=${req.token}`)).body).toMatchObject({ breakGlass: true });
+    const message = await waitForMessage(h, req.requestId, (m) => textOf(m).includes('Approved'));
+    expect(textOf(message)).toContain('🚨 *admin break-glass* (past the quorum and personas)');
 
     const again = await decide('deny', false);
     expect(again.status).toBe(409);
