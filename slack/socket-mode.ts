@@ -1,4 +1,4 @@
-import { LogLevel, SocketModeClient } from '@slack/socket-mode';
+import { LogLevel, SocketModeClient, type Logger } from '@slack/socket-mode';
 import type { AuditLog } from '../observability/audit.js';
 import type { Metrics } from '../observability/metrics.js';
 import { interactionSchema, type SlackInteractions } from './interactions.js';
@@ -31,6 +31,26 @@ interface Envelope {
   body: unknown;
 }
 
+/** The client's own errors (a dropped socket, a refused connection) go where the service's notes go. */
+function socketLogger(log: (msg: string) => void): Logger {
+  let level = LogLevel.ERROR;
+  const note = (msg: unknown[]) =>
+    log(`Slack Socket Mode: ${msg.map((m) => (m instanceof Error ? m.message : String(m))).join(' ')}`);
+  return {
+    debug: () => {},
+    info: () => {},
+    warn: (...msg: unknown[]) => {
+      if (level !== LogLevel.ERROR) note(msg);
+    },
+    error: (...msg: unknown[]) => note(msg),
+    setLevel: (l: LogLevel) => {
+      level = l;
+    },
+    getLevel: () => level,
+    setName: () => {},
+  };
+}
+
 /**
  * Interactions over Socket Mode (https://api.slack.com/apis/socket-mode): no public URL, the service dials out. The
  * same Bolt app as the HTTP endpoint handles each envelope, so the same handlers answer with the same refusals; the
@@ -41,6 +61,7 @@ export function startSocketMode(deps: SocketModeDeps): SocketMode {
   const client = new SocketModeClient({
     appToken: deps.appToken,
     logLevel: LogLevel.ERROR,
+    logger: socketLogger(deps.log),
     clientOptions: deps.apiUrl ? { slackApiUrl: deps.apiUrl } : {},
   });
   let open = false;

@@ -82,7 +82,11 @@ async function startGateway(
       UPSTREAM_LOG: log,
       ...env,
     },
-    stderr: 'inherit',
+    // Its notes ("gating fixture ...") only with GUARD_TEST_LOGS=1; the pipe is drained either way.
+    stderr: 'pipe',
+  });
+  transport.stderr?.on('data', (chunk: Buffer) => {
+    if (process.env.GUARD_TEST_LOGS) process.stderr.write(chunk);
   });
   const mcp = new Client({ name: `clients-gateway-${name}`, version: '1.0.0' });
   await mcp.connect(transport);
