@@ -215,6 +215,16 @@ describe('Dockerfile', () => {
     expect(missing).toEqual([]);
   });
 
+  test('the image holds no development code: no dev/, test/, bench/ or scripts/ (nor the whole context)', () => {
+    const tops = copiedSources.map((src) => src.replace(/^\.\//, '').split('/')[0]!);
+    for (const dir of ['dev', 'test', 'bench', 'scripts', '.', '*'])
+      expect([dir, tops.includes(dir)]).toEqual([dir, false]);
+    // And nothing the production code loads comes from there (lint enforces the same per file).
+    const { files } = reachableModules(['service/api.ts', 'service/worker.ts']);
+    const devFiles = [...files].map((f) => path.relative(ROOT, f)).filter((f) => /^(dev|test|bench|scripts)\//.test(f));
+    expect(devFiles).toEqual([]);
+  });
+
   test('the runtime imports only production dependencies (the image installs with --omit=dev)', () => {
     const { packages } = reachableModules(['service/api.ts', 'service/worker.ts']);
     expect(packages).toContain('@temporalio/worker');
