@@ -3,6 +3,7 @@ import { workflowIdOf } from './ids.js';
 import type { Payload } from '@temporalio/common';
 import { VIEW_MEMO_KEY, type RequestView } from '../workflows/messages.js';
 import { readBatch, type Reading } from './history.js';
+import { Slots } from './slots.js';
 import { NotFoundError } from './types.js';
 
 /** One round of a request's history long-poll: what the new events say, and where the next round starts. */
@@ -19,7 +20,7 @@ export type Limit = <T>(call: () => Promise<T>) => Promise<T>;
 export interface WatchSource {
   /**
    * The state Temporal has persisted. Throws NotFoundError for an unknown request. Calls that load the server go
-   * through `limit` (the watcher bounds them); waiting on a worker (a query) does not hold a slot.
+   * through `limit` (the watcher bounds them); a query, which waits on a worker, holds none of those slots.
    */
   read(requestId: string, limit: Limit): Promise<RequestView>;
   /** One history long-poll round from `pageToken` (null: the whole history so far, answered at once). */
@@ -33,6 +34,11 @@ const GRPC_INVALID_ARGUMENT = 3;
 
 /** A query waits for the workflow task in flight; past this, a read answers the persisted memo instead. */
 const QUERY_DEADLINE_MS = 5000;
+/**
+ * Queries in flight at once. Each is a task for a worker (in `npm start`, this very process): unbounded, thousands of
+ * waiters arriving on requests without a memo would queue queries on the workers past their deadline.
+ */
+const MAX_QUERIES = 16;
 
 /**
  * Reads from Temporal. The persisted state is the workflow's memo (DescribeWorkflowExecution, answered by the history
@@ -42,6 +48,8 @@ const QUERY_DEADLINE_MS = 5000;
  * read by a query too.
  */
 export class TemporalWatchSource implements WatchSource {
+  private readonly queries = new Slots(MAX_QUERIES);
+
   constructor(
     private readonly client: Client,
     private readonly connection: Connection,
@@ -72,7 +80,9 @@ export class TemporalWatchSource implements WatchSource {
     }
     if (memo && !pending) return memo;
     try {
-      return await this.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => this.query(requestId));
+      return await this.queries.run(() =>
+        this.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => this.query(requestId)),
+      );
     } catch (err) {
       // No worker to answer (down, or busy past the deadline): the persisted state is still the truth.
       if (memo && !(err instanceof NotFoundError)) return memo;
