@@ -84,6 +84,24 @@ export class Floor {
     return { latency: summarize(ms), perSec: perSecond(pool.done, pool.wallMs), pool };
   }
 
+  /** One loop (start → Update → result) with the time of each step, for open-loop arrivals. */
+  async timedLoop(id: string): Promise<{ startMs: number; updateMs: number; loopMs: number }> {
+    const t0 = performance.now();
+    const handle = await this.start(id);
+    const t1 = performance.now();
+    await handle.executeUpdate(decideUpdate, { args: ['approve'] });
+    const t2 = performance.now();
+    await handle.result();
+    return { startMs: t1 - t0, updateMs: t2 - t1, loopMs: performance.now() - t0 };
+  }
+
+  /** One bare Signal to a started floor workflow; its latency. */
+  async timedSignal(id: string): Promise<number> {
+    const t0 = performance.now();
+    await this.client.workflow.getHandle(id).signal(noteSignal, 'seen');
+    return performance.now() - t0;
+  }
+
   async close(): Promise<void> {
     await this.connection.close();
   }

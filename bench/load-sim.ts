@@ -7,9 +7,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { GuardClient } from './client.js';
+import { formatOpenTable } from './open-report.js';
+import { runOpenLoop, type OpenOptions, type OpenResult } from './open-run.js';
 import { Floor, type FloorPhase } from './floor.js';
 import { BENCH_ACTIONS, BENCH_POLICY } from './policy.js';
-import { machineLoad, UsageMonitor, type PhaseUsage } from './procs.js';
+import { machineLoad } from './procs.js';
+import { cpuMsPer, Recorder } from './recorder.js';
 import { formatTable, judgeTargets, ratios, type LatencyRow, type LoadSimResult } from './report.js';
 import {
   approvalLoopPhase,
@@ -21,9 +24,9 @@ import {
   type Bounds,
   type CreatePhase,
 } from './scenarios.js';
-import { scrapeSdk, scrapeServer, sdkDelta, serverDelta, type SdkPhase, type ServerPhase } from './sdk-metrics.js';
 import { summarize } from './stats.js';
 import { ROOT, startService, type Service } from './service.js';
+import { log } from './log.js';
 
 const USAGE = `usage: npm run load-sim -- [options]
   --requests N        requests per phase (default 200)
@@ -42,7 +45,18 @@ const USAGE = `usage: npm run load-sim -- [options]
   --label TEXT        recorded in the result (e.g. "before", "after")
   --out FILE          result path (default bench/results/load-sim-<time>.json)
   --phase-timeout S   no phase starts new work after S seconds (default 600)
-  --print-policy      print the policy the scenarios need, and exit`;
+  --print-policy      print the policy the scenarios need, and exit
+open loop (arrivals at a rate, Poisson; docs/performance.md):
+  --find-knee         step the rate until a loop's p99 breaks --knee-p99 (floor loops, then approvals), then
+                      measure at 80 % of the approvals' maximum (and with --pending P held open)
+  --rate R            measure at R arrivals per second (no knee search)
+  --duration S        seconds of arrivals per measurement phase (default 20)
+  --warmup S          seconds of arrivals at the first rate before measuring, not measured (default 5)
+  --knee-start R, --knee-factor F, --knee-step S   first rate (4), step factor (1.25), seconds per step (15)
+  --knee-max-steps N  at most N steps per loop (default 30)
+  --knee-p99 MS       p99 a sustained loop keeps under (default 1000); --knee-completion (default 0.98)
+  --pending-rate R    with --pending, creates per second while filling (default 50)
+  --timer-rate R      (open loop) timer requests per second beside the approvals (default 2)`;
 
 interface Options {
   requests: number;
@@ -61,9 +75,8 @@ interface Options {
   label: string | null;
   out: string;
   phaseTimeoutMs: number;
+  open: Omit<OpenOptions, 'pending' | 'concurrency' | 'phaseTimeoutMs'> | null;
 }
-
-const log = (msg: string) => console.error(`[load-sim] ${msg}`);
 
 function parseOptions(argv: string[]): Options | null {
   const { values } = parseArgs({
@@ -86,6 +99,17 @@ function parseOptions(argv: string[]): Options | null {
       out: { type: 'string' },
       'phase-timeout': { type: 'string' },
       'print-policy': { type: 'boolean' },
+      'find-knee': { type: 'boolean' },
+      rate: { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      'knee-start': { type: 'string' },
+      'knee-factor': { type: 'string' },
+      'knee-step': { type: 'string' },
+      'knee-p99': { type: 'string' },
+      'knee-completion': { type: 'string' },
+      'knee-max-steps': { type: 'string' },
+      'pending-rate': { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -103,6 +127,30 @@ function parseOptions(argv: string[]): Options | null {
     return n;
   };
   const requests = int('requests', values.requests, 200, 2);
+  const num = (name: string, v: string | undefined, fallback: number) => {
+    const n = v === undefined ? fallback : Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number`);
+    return n;
+  };
+  const open =
+    values['find-knee'] || values.rate !== undefined
+      ? {
+          findKnee: values['find-knee'] ?? false,
+          rate: values.rate === undefined ? null : num('rate', values.rate, 1),
+          durationSec: num('duration', values.duration, 20),
+          warmupSec: num('warmup', values.warmup, 5),
+          kneeStepSec: num('knee-step', values['knee-step'], 15),
+          kneeStart: num('knee-start', values['knee-start'], 4),
+          kneeFactor: num('knee-factor', values['knee-factor'], 1.25),
+          kneeMaxSteps: int('knee-max-steps', values['knee-max-steps'], 30, 1),
+          criteria: {
+            p99Ms: num('knee-p99', values['knee-p99'], 1000),
+            completion: num('knee-completion', values['knee-completion'], 0.98),
+          },
+          timerRate: num('timer-rate', values['timer-rate'], 2),
+          pendingRate: num('pending-rate', values['pending-rate'], 50),
+        }
+      : null;
   if (values.url && !values.temporal) throw new Error('--url needs --temporal (the floor runs on the same server)');
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   return {
@@ -110,7 +158,7 @@ function parseOptions(argv: string[]): Options | null {
     concurrency: int('concurrency', values.concurrency, 16, 1),
     pending: int('pending', values.pending, 0, 0),
     timers: int('timers', values.timers, Math.min(requests, 100), 1),
-    timerRate: int('timer-rate', values['timer-rate'], 10, 1),
+    timerRate: open ? Math.ceil(open.timerRate) : int('timer-rate', values['timer-rate'], 10, 1),
     url: values.url,
     temporal: values.temporal,
     temporalPid: values['temporal-pid'] === undefined ? undefined : int('temporal-pid', values['temporal-pid'], 0, 1),
@@ -128,35 +176,8 @@ function parseOptions(argv: string[]): Options | null {
     label: values.label ?? null,
     out: path.resolve(values.out ?? path.join(ROOT, 'bench', 'results', `load-sim-${stamp}.json`)),
     phaseTimeoutMs: int('phase-timeout', values['phase-timeout'], 600, 1) * 1000,
+    open,
   };
-}
-
-/** Runs one phase while following the processes' CPU and memory and the worker's SDK metrics. */
-class Recorder {
-  readonly resources: Record<string, Record<string, PhaseUsage>> = {};
-  readonly sdk: Record<string, SdkPhase | null> = {};
-  readonly server: Record<string, ServerPhase | null> = {};
-  readonly failures: string[] = [];
-
-  constructor(private readonly service: Service) {}
-
-  async phase<T extends { pool?: { done: number; failed: number; errors: string[]; timedOut: boolean } | null }>(
-    name: string,
-    run: () => Promise<T>,
-  ): Promise<T> {
-    log(`phase ${name}`);
-    const before = await scrapeSdk(this.service.sdkMetricsUrl);
-    const serverBefore = await scrapeServer(this.service.serverMetricsUrl);
-    const monitor = new UsageMonitor(this.service.pids);
-    const result = await run();
-    this.resources[name] = monitor.stop();
-    this.sdk[name] = sdkDelta(before, await scrapeSdk(this.service.sdkMetricsUrl));
-    const pool = result.pool;
-    this.server[name] = serverDelta(serverBefore, await scrapeServer(this.service.serverMetricsUrl), pool?.done ?? 0);
-    if (pool?.failed) this.failures.push(`${name}: ${pool.failed} failed (${pool.errors.join('; ')})`);
-    if (pool?.timedOut) this.failures.push(`${name}: stopped by --phase-timeout`);
-    return result;
-  }
 }
 
 const row = (p: { latency: LatencyRow['latency']; perSec: number }): LatencyRow => ({
@@ -164,7 +185,24 @@ const row = (p: { latency: LatencyRow['latency']; perSec: number }): LatencyRow 
   perSec: p.perSec,
 });
 
-async function run(opts: Options): Promise<LoadSimResult> {
+/** The open-loop run's JSON: its result plus the run's context and raw measurements. */
+export type OpenLoadSimResult = OpenResult & {
+  version: 1;
+  mode: 'open';
+  label: string | null;
+  command: string;
+  startedAt: string;
+  finishedAt: string;
+  options: OpenOptions;
+  machine: { cores: number; node: string; loadavgStart: number; loadavgEnd: number };
+  env: Record<string, string>;
+  resources: Recorder['resources'];
+  sdk: Recorder['sdk'];
+  temporalServer: Recorder['server'];
+  failures: string[];
+};
+
+async function run(opts: Options): Promise<LoadSimResult | OpenLoadSimResult> {
   const startedAt = new Date().toISOString();
   const loadavgStart = machineLoad().loadavg1;
   const profileDir = opts.profile ? opts.out.replace(/\.json$/, '') + '-profiles' : undefined;
@@ -182,6 +220,7 @@ async function run(opts: Options): Promise<LoadSimResult> {
   });
   const floor = await Floor.connect(service.temporalAddress, service.floorTaskQueue);
   try {
+    if (opts.open) return await measureOpen(opts, opts.open, service, floor, { startedAt, loadavgStart });
     return await measure(opts, service, floor, { startedAt, loadavgStart });
   } finally {
     await floor.close();
@@ -291,6 +330,40 @@ async function measure(
   return { ...withRatios, targets: judgeTargets(withRatios) };
 }
 
+async function measureOpen(
+  opts: Options,
+  open: NonNullable<Options['open']>,
+  service: Service,
+  floor: Floor,
+  meta: { startedAt: string; loadavgStart: number },
+): Promise<OpenLoadSimResult> {
+  const rec = new Recorder(service);
+  const client = new GuardClient(service.url, service.signingSecret);
+  const full = { ...open, pending: opts.pending, concurrency: opts.concurrency, phaseTimeoutMs: opts.phaseTimeoutMs };
+  const result = await runOpenLoop(full, service, client, floor, rec, log);
+  return {
+    version: 1,
+    mode: 'open',
+    label: opts.label,
+    command: `npm run load-sim -- ${process.argv.slice(2).join(' ')}`.trim(),
+    startedAt: meta.startedAt,
+    finishedAt: new Date().toISOString(),
+    options: full,
+    machine: {
+      cores: machineLoad().cores,
+      node: process.version,
+      loadavgStart: meta.loadavgStart,
+      loadavgEnd: machineLoad().loadavg1,
+    },
+    env: opts.env,
+    ...result,
+    resources: rec.resources,
+    sdk: rec.sdk,
+    temporalServer: rec.server,
+    failures: rec.failures,
+  };
+}
+
 interface PendingResult {
   count: number;
   fillSec: number;
@@ -333,14 +406,6 @@ async function holdPending(
   return { count: fill.created.length, fillSec, settled, rssMB, create, floorStart };
 }
 
-function cpuMsPer(usage: Record<string, PhaseUsage> | undefined, names: string[], ops: number): number | null {
-  if (!usage || ops === 0) return null;
-  const present = names.filter((name) => usage[name]);
-  if (present.length === 0) return null;
-  const cpuSec = present.reduce((s, name) => s + usage[name]!.cpuSec, 0);
-  return Math.round(((cpuSec * 1000) / ops) * 10) / 10;
-}
-
 function ratioOf(a: number | null | undefined, b: number | null | undefined): number | null {
   return a == null || b == null || b === 0 ? null : Math.round((a / b) * 100) / 100;
 }
@@ -351,7 +416,7 @@ async function main(): Promise<void> {
   const result = await run(opts);
   mkdirSync(path.dirname(opts.out), { recursive: true });
   writeFileSync(opts.out, `${JSON.stringify(result, null, 2)}\n`);
-  console.log(formatTable(result));
+  console.log('mode' in result ? formatOpenTable(result) : formatTable(result));
   console.log(
     `\nmachine: ${result.machine.cores} cores, load average ${result.machine.loadavgStart} → ${result.machine.loadavgEnd}`,
   );

@@ -188,7 +188,7 @@ export async function timerPhase(
   };
 }
 
-async function timerLateness(
+export async function timerLateness(
   auditFile: string,
   requests: Created[],
 ): Promise<{ escalation: number[]; expiry: number[] }> {

@@ -96,3 +96,55 @@ test(
   },
   TIMEOUT_MS,
 );
+
+test(
+  'load-sim --find-knee steps both loops at Poisson rates, measures at 80 % of the knee, with requests held open',
+  async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'guard-load-sim-'));
+    const out = path.join(dir, 'open.json');
+    try {
+      const knee = [
+        '--find-knee',
+        '--knee-start',
+        '4',
+        '--knee-factor',
+        '2',
+        '--knee-step',
+        '1',
+        '--knee-max-steps',
+        '2',
+      ];
+      const rest = ['--knee-p99', '60000', '--warmup', '1', '--duration', '2', '--timer-rate', '4'];
+      const pending = ['--pending', '5', '--pending-rate', '10'];
+      const temporal = ['--temporal', process.env.TEMPORAL_TEST_ADDRESS!];
+      const run = await runLoadSim([...knee, ...rest, ...pending, ...temporal, '--out', out, '--label', 'open']);
+      expect({ code: run.code, output: run.code === 0 ? '' : run.output }).toEqual({ code: 0, output: '' });
+      expect(run.output).toContain('max sustainable: approvals 8/s, floor loops 8/s, ratio 1');
+      const result = JSON.parse(await readFile(out, 'utf8'));
+      // Two steps each (4/s, 8/s), both held under a generous p99: the knee is the last, 80 % of it is measured.
+      expect(result.knee.floor.steps.map((s: { rate: number; held: boolean }) => [s.rate, s.held])).toEqual([
+        [4, true],
+        [8, true],
+      ]);
+      expect(result.knee.service.maxRate).toBe(8);
+      expect(result.measuredAt).toBe(6.4);
+      expect(result.atZero.service).toMatchObject({
+        create: expect.objectContaining(summary),
+        ack: expect.objectContaining(summary),
+        loop: expect.objectContaining(summary),
+      });
+      expect(result.atZero.service.arrivals.failed).toBe(0);
+      expect(result.atZero.timers.count).toBeGreaterThan(0);
+      expect(result.floor).toMatchObject({
+        loop: expect.objectContaining(summary),
+        signal: expect.objectContaining(summary),
+      });
+      expect(result.atZero.perApproval.cpuMs).toEqual(expect.any(Number));
+      expect(result.pending).toMatchObject({ count: 5, at: { service: { create: expect.objectContaining(summary) } } });
+      expect(result.targets.map((t: { name: string }) => t.name)).toHaveLength(9);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+  TIMEOUT_MS,
+);
