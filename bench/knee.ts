@@ -57,8 +57,10 @@ export function judgeStep(rate: number, a: Arrivals, loop: Summary | null, c: Kn
 }
 
 /**
- * Runs `measure` at `start`, `start × factor`, ... until a step breaks `criteria` (or `maxSteps` ran). `between`
- * runs after each step (let the service settle).
+ * Runs `measure` at `start`, `start × factor`, ... until a rate breaks `criteria` twice in a row (or `maxSteps` ran).
+ * A broken step is measured once more at the same rate: on a shared machine one stall of another process puts a
+ * p99 over its bound at any rate, and one such step must not end the search. `between` runs after each step (let
+ * the service settle).
  */
 export async function findKnee(
   measure: (rate: number) => Promise<{ arrivals: Arrivals; loop: Summary | null }>,
@@ -67,7 +69,7 @@ export async function findKnee(
 ): Promise<Knee> {
   const steps: KneeStep[] = [];
   let maxRate: number | null = null;
-  for (let i = 0, rate = opts.start; i < opts.maxSteps; i++, rate = Math.round(rate * opts.factor * 100) / 100) {
+  const stepAt = async (rate: number) => {
     const m = await measure(rate);
     const step = judgeStep(rate, m.arrivals, m.loop, opts.criteria);
     steps.push(step);
@@ -75,7 +77,10 @@ export async function findKnee(
       `  ${rate}/s: ${step.done}/${step.offered} done, p99 ${step.p99} ms${step.broke ? ` — broke: ${step.broke}` : ''}`,
     );
     await opts.between();
-    if (!step.held) break;
+    return step.held;
+  };
+  for (let i = 0, rate = opts.start; i < opts.maxSteps; i++, rate = Math.round(rate * opts.factor * 100) / 100) {
+    if (!(await stepAt(rate)) && !(await stepAt(rate))) break;
     maxRate = rate;
   }
   return { criteria: opts.criteria, steps, maxRate };

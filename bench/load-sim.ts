@@ -47,8 +47,8 @@ const USAGE = `usage: npm run load-sim -- [options]
   --phase-timeout S   no phase starts new work after S seconds (default 600)
   --print-policy      print the policy the scenarios need, and exit
 open loop (arrivals at a rate, Poisson; docs/performance.md):
-  --find-knee         step the rate until a loop's p99 breaks --knee-p99 (floor loops, then approvals), then
-                      measure at 80 % of the approvals' maximum (and with --pending P held open)
+  --find-knee         step the rate until a loop's p99 breaks --knee-p99 twice at one rate (floor loops, then
+                      approvals), then measure at 80 % of the approvals' maximum (and with --pending P held open)
   --rate R            measure at R arrivals per second (no knee search)
   --duration S        seconds of arrivals per measurement phase (default 20)
   --warmup S          seconds of arrivals at the first rate before measuring, not measured (default 5)

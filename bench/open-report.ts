@@ -31,7 +31,7 @@ function kneeLines(r: OpenResult): string[] {
       s.held ? 'held' : `broke: ${s.broke}`,
     ]);
   return [
-    `knee (criteria: p99 ≤ ${floor.criteria.p99Ms} ms, ≥ ${floor.criteria.completion * 100} % completed, no failure)`,
+    `knee (criteria: p99 ≤ ${floor.criteria.p99Ms} ms, ≥ ${floor.criteria.completion * 100} % completed, no failure; a broken rate is run twice)`,
     table(
       ['loop', 'rate/s', 'done', 'per s', 'p50', 'p99', ''],
       [...steps('floor', floor), ...steps('approvals', service)],
