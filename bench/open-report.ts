@@ -67,14 +67,25 @@ function costLines(r: OpenResult): string[] {
     p.dbOps,
     p.workflowTasks,
     p.activityTasks,
+    p.localActivities,
     p.wftScheduleToStartMs,
     p.wftExecutionMs,
-    p.replays,
+    p.cacheMisses,
   ];
   return [
     'cost per operation',
     table(
-      ['', 'CPU ms', 'DB ops', 'wf tasks', 'act. tasks', 'wft sched→start ms', 'wft exec ms', 'replays'],
+      [
+        '',
+        'CPU ms',
+        'DB ops',
+        'wf tasks',
+        'act. tasks',
+        'local act.',
+        'wft sched→start ms',
+        'wft exec ms',
+        'cache misses',
+      ],
       [
         row('approval', r.atZero.perApproval),
         row('floor loop', r.floor.perLoop),

@@ -45,13 +45,16 @@ export interface AtRate {
 export interface PerOp {
   cpuMs: number | null;
   dbOps: number | null;
+  /** Workflow and activity tasks completed (the server's RespondWorkflowTaskCompleted / RespondActivityTaskCompleted). */
   workflowTasks: number | null;
   activityTasks: number | null;
+  /** Local activities run (the service worker's SDK metrics; none on the floor). */
+  localActivities: number | null;
   /** Mean workflow-task schedule-to-start over the phase (ms). */
   wftScheduleToStartMs: number | null;
   wftExecutionMs: number | null;
-  /** Workflow tasks replayed from history (cache misses) per operation. */
-  replays: number | null;
+  /** Workflow tasks that missed the worker's sticky cache (their history replayed) per operation. */
+  cacheMisses: number | null;
 }
 
 export interface OpenResult {
@@ -208,15 +211,17 @@ async function timerLinesOf(
  */
 function perOp(rec: Recorder, phase: string, processes: string[], ops: number, { sdk: useSdk = true } = {}): PerOp {
   const sdk = useSdk ? rec.sdk[phase] : null;
+  const server = rec.server[phase];
   const per = (n: number | undefined) => (n === undefined || ops === 0 ? null : Math.round((n / ops) * 100) / 100);
   return {
     cpuMs: cpuMsPer(rec.resources[phase], processes, ops),
     dbOps: rec.server[phase]?.persistencePerOp ?? null,
-    workflowTasks: per(sdk?.counts.workflowTaskExecution ?? rec.server[phase]?.rpcsPerOp.RespondWorkflowTaskCompleted),
-    activityTasks: per(sdk?.counts.activityExecution),
+    workflowTasks: server ? (server.rpcsPerOp.RespondWorkflowTaskCompleted ?? 0) : null,
+    activityTasks: server ? (server.rpcsPerOp.RespondActivityTaskCompleted ?? 0) : null,
+    localActivities: per(sdk?.counts.localActivityExecution),
     wftScheduleToStartMs: sdk?.meanMs.workflowTaskScheduleToStart ?? null,
     wftExecutionMs: sdk?.meanMs.workflowTaskExecution ?? null,
-    replays: per(sdk?.counts.workflowTaskReplay),
+    cacheMisses: per(sdk?.counts.stickyCacheMisses),
   };
 }
 

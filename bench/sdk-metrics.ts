@@ -9,6 +9,7 @@ const HISTOGRAMS = {
   workflowTaskReplay: 'temporal_workflow_task_replay_latency',
   activityScheduleToStart: 'temporal_activity_schedule_to_start_latency',
   activityExecution: 'temporal_activity_execution_latency',
+  localActivityExecution: 'temporal_local_activity_execution_latency',
 } as const;
 const COUNTERS = {
   stickyCacheHits: 'temporal_sticky_cache_hit',
