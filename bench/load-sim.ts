@@ -52,7 +52,7 @@ open loop (arrivals at a rate, Poisson; docs/performance.md):
   --rate R            measure at R arrivals per second (no knee search)
   --duration S        seconds of arrivals per measurement phase (default 20)
   --warmup S          seconds of arrivals at the first rate before measuring, not measured (default 5)
-  --knee-start R, --knee-factor F, --knee-step S   first rate (4), step factor (1.25), seconds per step (15)
+  --knee-start R, --knee-factor F, --knee-step S   first rate (2), step factor (1.25), seconds per step (15)
   --knee-max-steps N  at most N steps per loop (default 30)
   --knee-p99 MS       p99 a sustained loop keeps under (default 1000); --knee-completion (default 0.98)
   --pending-rate R    with --pending, creates per second while filling (default 50)
@@ -140,7 +140,7 @@ function parseOptions(argv: string[]): Options | null {
           durationSec: num('duration', values.duration, 20),
           warmupSec: num('warmup', values.warmup, 5),
           kneeStepSec: num('knee-step', values['knee-step'], 15),
-          kneeStart: num('knee-start', values['knee-start'], 4),
+          kneeStart: num('knee-start', values['knee-start'], 2),
           kneeFactor: num('knee-factor', values['knee-factor'], 1.25),
           kneeMaxSteps: int('knee-max-steps', values['knee-max-steps'], 30, 1),
           criteria: {
@@ -218,6 +218,12 @@ async function run(opts: Options): Promise<LoadSimResult | OpenLoadSimResult> {
     profileDir,
     log,
   });
+  // Stopped (Ctrl-C, a test's timeout): the worker, the API and the dev server must not outlive the harness.
+  const stop = (signal: NodeJS.Signals) => {
+    log(`${signal}: stopping the service`);
+    void service.close().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', stop).once('SIGTERM', stop);
   const floor = await Floor.connect(service.temporalAddress, service.floorTaskQueue);
   try {
     if (opts.open) return await measureOpen(opts, opts.open, service, floor, { startedAt, loadavgStart });
