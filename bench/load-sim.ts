@@ -54,7 +54,7 @@ open loop (arrivals at a rate, Poisson; docs/performance.md):
   --warmup S          seconds of arrivals at the first rate before measuring, not measured (default 5)
   --knee-start R, --knee-factor F, --knee-step S   first rate (2), step factor (1.25), seconds per step (15)
   --knee-max-steps N  at most N steps per loop (default 30)
-  --knee-p99 MS       p99 a sustained loop keeps under (default 1000); --knee-completion (default 0.98)
+  --knee-p99 MS       p99 a sustained loop keeps under (default 2000); --knee-completion (default 0.98)
   --pending-rate R    with --pending, creates per second while filling (default 50)
   --timer-rate R      (open loop) timer requests per second beside the approvals (default 2)`;
 
@@ -144,7 +144,7 @@ function parseOptions(argv: string[]): Options | null {
           kneeFactor: num('knee-factor', values['knee-factor'], 1.25),
           kneeMaxSteps: int('knee-max-steps', values['knee-max-steps'], 30, 1),
           criteria: {
-            p99Ms: num('knee-p99', values['knee-p99'], 1000),
+            p99Ms: num('knee-p99', values['knee-p99'], 2000),
             completion: num('knee-completion', values['knee-completion'], 0.98),
           },
           timerRate: num('timer-rate', values['timer-rate'], 2),
