@@ -1,7 +1,8 @@
 /**
- * `npm run load-sim -- --requests N --concurrency C [--pending P]`: drives the service with real HTTP and signed
- * Slack clicks, measures the same Temporal server's floor in the same run, and reports a table and a JSON file
- * (bench/results/). See docs/performance.md for what each figure means.
+ * `npm run load-sim -- --find-knee [--pending P]` (open loop: arrivals at a rate, bench/open-run.ts) or
+ * `npm run load-sim -- --requests N --concurrency C [--pending P]` (closed loop): drives the service with real HTTP
+ * and signed Slack clicks, measures the same Temporal server's floor in the same run, and reports a table and a JSON
+ * file (bench/results/). See docs/performance.md for what each figure means.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
