@@ -206,7 +206,7 @@ interface Told {
 
 async function viaLongPoll(client: GuardClient, created: Created): Promise<Told> {
   const waiting = client.waitTerminal(created.token, WAIT_SEC, 3);
-  const click = await client.click(created.requestId);
+  const click = await client.click(created);
   const answer = await waiting;
   return { status: answer.status, decidedAt: answer.decidedAt, at: answer.at, ackMs: click.ms };
 }
@@ -217,7 +217,7 @@ async function viaSse(client: GuardClient, created: Created): Promise<Told> {
   try {
     // The first event is the state at connect: from then on the stream is subscribed to changes.
     if (!(await stream.next())) throw new Error('SSE stream ended before its first event');
-    const click = await client.click(created.requestId);
+    const click = await client.click(created);
     for (let event = await stream.next(); event; event = await stream.next()) {
       if (event.terminal) return { status: event.status, decidedAt: event.decidedAt, at: event.at, ackMs: click.ms };
     }
