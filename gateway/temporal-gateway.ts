@@ -10,7 +10,7 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure, type Payload } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { initialStatus, REFUSAL_REASONS, type RefusalReason } from '../domain/request-state.js';
+import { initialState, initialStatus, REFUSAL_REASONS, type RefusalReason } from '../domain/request-state.js';
 import { GUARD_SEARCH_ATTRIBUTE_KEYS as sa } from '../temporal/search-attributes.js';
 import type { approvalWorkflow } from '../workflows/approval.js';
 import * as msg from '../workflows/messages.js';
@@ -41,6 +41,11 @@ const UPDATE_DEADLINE_MS = 2000;
 const LIST_PAGE_SIZE = 1000;
 const OPEN_LIST_DEADLINE_MS = 5000;
 const GRPC_NOT_FOUND = 5;
+/** The view a request starts with: what its workflow's first view will be (workflows/request.ts). */
+function firstView(input: msg.ApprovalInput): msg.RequestView {
+  return { ...initialState(input), slack: null };
+}
+
 /** The memo field naming the request a workflow holds (its id differs from the workflow's for keyed requests). */
 const REQUEST_ID_MEMO_KEY = 'requestId';
 const GRPC_INVALID_ARGUMENT = 3;
@@ -87,7 +92,8 @@ export class TemporalRequestGateway implements RequestGateway {
         workflowId: workflowIdOf(input.requestId),
         args: [input],
         // Listings name the request, which differs from the workflow id for keyed requests (gateway/ids.ts).
-        memo: { [REQUEST_ID_MEMO_KEY]: input.requestId },
+        // The first view too: the request reads the same before any worker has run it.
+        memo: { [REQUEST_ID_MEMO_KEY]: input.requestId, [msg.VIEW_MEMO_KEY]: msg.memoView(firstView(input)) },
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
         typedSearchAttributes: [
           { key: sa.GuardStatus, value: initialStatus(input.plan) },

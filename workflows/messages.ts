@@ -118,6 +118,16 @@ export const stateQuery = defineQuery<RequestView>('state');
 
 /** The memo key under which the workflow keeps its latest view (null when too large for a memo). */
 export const VIEW_MEMO_KEY = 'view';
+/** Views of larger requests (big params) stay out of the memo, which Temporal keeps in its visibility store. */
+export const VIEW_MEMO_MAX_CHARS = 16_384;
+
+/**
+ * What the memo holds for a view: the view, or null when it is too large (readers then query the workflow). The API
+ * writes the first one at the start, so a request is readable before any worker has run it.
+ */
+export function memoView(view: RequestView): RequestView | null {
+  return JSON.stringify(view).length <= VIEW_MEMO_MAX_CHARS ? view : null;
+}
 
 /** Facts the workflow reports through a sink (not replayed) for audit lines and metrics. */
 export interface GuardEventBatch {

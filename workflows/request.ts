@@ -28,8 +28,6 @@ export interface GuardSinks extends Sinks {
 
 const { guard } = proxySinks<GuardSinks>();
 
-/** Views of larger requests (big params) stay out of the memo, which Temporal keeps in its visibility store. */
-const VIEW_MEMO_MAX_CHARS = 16_384;
 /**
  * Click ids a request remembers: a request gets a handful of clicks, so this is generous, and an id is never
  * forgotten while the request lives (a replayed delivery must not count twice). Clicks past it are refused.
@@ -52,9 +50,13 @@ export class ApprovalRequest {
   readonly paramsThreaded = new Set<string>();
   /** Side effects the request must not end before (refusal and escalation notices). */
   private inFlight = 0;
+  /** The view the memo holds, as JSON. */
+  private memoJson: string;
 
   constructor(readonly input: msg.ApprovalInput) {
     this.state = initialState(input);
+    // The API's start memo holds the first view already (gateway/temporal-gateway.ts).
+    this.memoJson = JSON.stringify(workflowInfo().memo?.[msg.VIEW_MEMO_KEY] ?? null);
   }
 
   get plan() {
@@ -198,9 +200,13 @@ export class ApprovalRequest {
   private record(news: boolean): void {
     const changed = searchAttributeChanges(this.state);
     if (changed.length > 0) upsertSearchAttributes(changed);
-    if (!news) return;
-    const view = this.view();
-    upsertMemo({ [msg.VIEW_MEMO_KEY]: JSON.stringify(view).length <= VIEW_MEMO_MAX_CHARS ? view : null });
+    const memo = msg.memoView(this.view());
+    const json = JSON.stringify(memo);
+    // A change without a new version (the first post settled: its permalink, or its failure to reach anyone) is
+    // written too, once: the memo is what readers see without asking a worker.
+    if (!news && json === this.memoJson) return;
+    this.memoJson = json;
+    upsertMemo({ [msg.VIEW_MEMO_KEY]: memo });
   }
 }
 

@@ -193,7 +193,7 @@ export async function refusalOf(promise: Promise<unknown>): Promise<string> {
 export function eventually(
   read: () => Promise<RequestView>,
   done: (view: RequestView) => boolean,
-  timeoutMs = 5000,
+  timeoutMs = 15_000,
 ): Promise<RequestView> {
   let last: RequestView | null = null;
   const probe = async () => {

@@ -553,8 +553,8 @@ describe('Slack', () => {
         slack: outcome.slack === 'posted' ? SLACK_REF : null,
       });
       const memo = async () => (await handle.describe()).memo?.[VIEW_MEMO_KEY];
-      // The memo gets each new version: a failure at once, the others with the next change.
-      expect(await memo()).toEqual(outcome.slack === 'failed' ? view : undefined);
+      // The memo holds the current view, the settled post included (readers without a worker see it).
+      expect(await memo()).toEqual(view);
       // The notification changes nothing on screen: no update until the decision.
       await handle.executeUpdate(approveUpdate, { args: [{ userId: 'U_ALICE' }] });
       const final = await handle.result();
