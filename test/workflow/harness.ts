@@ -25,11 +25,11 @@ import { eventually as untilDefined } from '../helpers/eventually.js';
 import { createTimeSkippingEnv } from './helpers.js';
 
 /**
- * The time-skipping server and the workflow bundle for one suite, with the SDK's per-worker INFO lines turned
- * down to warnings. The Runtime must be installed before anything creates the default one.
+ * The time-skipping server and the workflow bundle for one suite, with the SDK's own logs (worker INFO lines,
+ * activity failures a test provokes) turned down to errors. The Runtime must be installed before anything else.
  */
 export async function setUpSuite(): Promise<{ env: TestWorkflowEnvironment; bundle: WorkflowBundleWithSourceMap }> {
-  const logger = new DefaultLogger('WARN');
+  const logger = new DefaultLogger('ERROR');
   Runtime.install({ logger, telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } } });
   const [env, bundle] = await Promise.all([createTimeSkippingEnv(), bundleWorkflowCode({ workflowsPath, logger })]);
   return { env, bundle };

@@ -583,6 +583,8 @@ describe('Slack', () => {
     });
     await withWorker({ env, bundle, mocks }, async (taskQueue) => {
       const handle = await start(await approvalInput(env, { plan }), taskQueue);
+      // Posted first: an approval that lands before the post is shown by the post itself (no update follows).
+      await eventually(query(handle), (v) => v.notification.slack === 'posted');
       const first = await handle.executeUpdate(approveUpdate, { args: [{ userId: 'U_ALICE' }] });
       await eventually(query(handle), () => mocks.calls.updateRequestMessage.length > 0);
       const edited = await handle.executeUpdate(approveWithEditsUpdate, {
