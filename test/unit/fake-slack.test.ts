@@ -37,9 +37,20 @@ function client(retryConfig = { retries: 0 }, token: string | undefined = TOKEN)
     slackApiUrl: fake.url,
     retryConfig,
     rejectRateLimitedCalls: false,
-    logLevel: LogLevel.ERROR,
+    // The refusals these tests provoke are asserted on, not logged.
+    logger: silentLogger,
   });
 }
+
+const silentLogger = {
+  debug: () => {},
+  info: () => {},
+  warn: () => {},
+  error: () => {},
+  setLevel: () => {},
+  getLevel: () => LogLevel.ERROR,
+  setName: () => {},
+};
 
 /** WebClient rejects with `{ code, data: {error} }` or `{ code, statusCode }`; tests only look at those. */
 async function failure(
