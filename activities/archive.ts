@@ -96,6 +96,7 @@ export function createArchiveActivities({ archiveDir, metrics, audit, writerId =
       const { input, final } = record;
       const day = final.decidedAt ?? final.createdAt;
       const file = archiveFileFor(archiveDir, day, writerId);
+      let wrote = false;
       try {
         await mkdir(archiveDir, { recursive: true });
         // A retry (maybe on another host) may follow a write that landed before the attempt failed (fsync error,
@@ -105,6 +106,7 @@ export function createArchiveActivities({ archiveDir, metrics, audit, writerId =
         const retry = attempt > 1 || !isLocal;
         if (!(retry && (await alreadyArchived(archiveDir, day, input.requestId)))) {
           await appendLine(file, `${JSON.stringify(archiveLine(record, new Date().toISOString()))}\n`);
+          wrote = true;
         }
       } catch (err) {
         const reason = (err as NodeJS.ErrnoException).code ?? 'unknown';
@@ -114,6 +116,9 @@ export function createArchiveActivities({ archiveDir, metrics, audit, writerId =
           'archive_failed',
         );
       }
+      // Counted and audited by the attempt that wrote the line: a retry that finds it (the local attempt landed but
+      // its answer came too late) must not say it again.
+      if (!wrote) return { file };
       metrics.archivedRequests.inc();
       audit.emit({
         event: 'request_archived',

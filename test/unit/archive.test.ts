@@ -55,6 +55,10 @@ test('the normal activity after a local attempt that wrote the line (then timed 
   await a.archive(record, 1, false);
   await a.archive(finishedRecord({ id: 'req-5', decidedAt: '2025-03-04T11:40:00.000Z' }), 1, false);
   expect((await linesOf(file)).map((l) => (JSON.parse(l) as ArchiveLine).requestId)).toEqual(['req-4', 'req-5']);
+  // Said once per line: the retry that found req-4's line neither counts nor audits it again.
+  expect(await a.metrics.registry.getSingleMetricAsString('archived_requests_total')).toMatch(/ 2$/m);
+  const archived = a.audit.filter((l) => l.includes('"event":"request_archived"'));
+  expect(archived.map((l) => (JSON.parse(l) as { requestId: string }).requestId)).toEqual(['req-4', 'req-5']);
 });
 
 test('a retry on another host finds the line the first host wrote', async () => {
