@@ -3,15 +3,11 @@
  * counters and the Slack replay cache are shared, and a Redis outage neither crashes nor opens the API.
  */
 import { eventually } from '../helpers/eventually.js';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { ApiServer } from '../../service/api-server.js';
 import { createMetrics, type Metrics } from '../../observability/metrics.js';
-import { freePort } from '../../temporal/dev-server.js';
 import { blockActionPayload, formBody, signSlackRequest, INTERACTIONS_PATH } from '../helpers/slack.js';
+import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { startApi } from './fixtures.js';
 import { fetchJson, requestBody, SIGNING_SECRET, startHarness, type Harness } from './harness.js';
 
@@ -20,58 +16,6 @@ const AGENTS = ['limit-bot', 'outage-bot', 'other-bot'] as const;
 const keyOf = (agent: string) => `${agent}-key-0123456789`;
 const bearer = (agent: string) => ({ authorization: `Bearer ${keyOf(agent)}` });
 
-interface RedisServer {
-  url: string;
-  port: number;
-  stop(): Promise<void>;
-}
-
-/** `redis-server` without persistence in a temp dir; resolves once it answers PING. */
-async function startRedis(port?: number): Promise<RedisServer> {
-  const p = port ?? (await freePort());
-  const dir = await mkdtemp(join(tmpdir(), 'guard-redis-'));
-  const args = ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
-  const child: ChildProcess = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout?.on('data', (d) => (output += String(d)));
-  child.stderr?.on('data', (d) => (output += String(d)));
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-    child.once('error', (err) => {
-      output += `\n${err.message} (is Debian's redis-server installed? .ci/run installs it)`;
-      resolve();
-    });
-  });
-  const url = `redis://127.0.0.1:${p}`;
-  const stop = async () => {
-    child.kill('SIGTERM');
-    await exited;
-    await rm(dir, { recursive: true, force: true });
-  };
-  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => undefined);
-  const answering = async () => {
-    if (child.exitCode !== null || child.signalCode !== null || output.includes('(is Debian')) {
-      throw new Error(`redis-server did not start:\n${output}`);
-    }
-    try {
-      await probe.connect();
-      return (await probe.ping()) === 'PONG' ? true : undefined;
-    } catch {
-      probe.disconnect();
-      return undefined;
-    }
-  };
-  await eventually(answering, { timeoutMs: 15_000, intervalMs: 100, what: `redis-server on ${url}` }).catch(
-    async (err: Error) => {
-      await stop();
-      throw new Error(`${err.message}:\n${output}`);
-    },
-  );
-  probe.disconnect();
-  return { url, port: p, stop };
-}
-
 let redis: RedisServer;
 let h: Harness;
 let second: ApiServer;
@@ -79,7 +23,7 @@ const secondMetrics: Metrics = createMetrics();
 let inspect: Redis;
 
 beforeAll(async () => {
-  redis = await startRedis();
+  redis = await startRedis(undefined, 'SIGTERM');
   const env = {
     REDIS_URL: redis.url,
     RATE_LIMIT_CAPACITY: String(CAPACITY),
@@ -168,7 +112,7 @@ test('Redis down: limits are skipped, Slack deliveries answer 503 (never uncheck
   expect(refused).toMatchObject({ status: 503, body: { error: 'replay_cache_unavailable' } });
   expect((await h.get(`/api/guard/status?requestId=${created.body.requestId}`)).body.status).toBe('ready_for_approval');
 
-  redis = await startRedis(redis.port);
+  redis = await startRedis(redis.port, 'SIGTERM');
   // The clients reconnect on their own (backoff up to 2 s); Slack would resend, so may we.
   const accepted = await eventually(
     async () => {

@@ -1,63 +1,8 @@
 /**
- * Helpers for the waiter suites: a real redis-server of the test's own, a feed that can lose notices, an SSE reader
- * and long-polls against a given API.
+ * Helpers for the waiter suites: a feed that can lose notices, an SSE reader and long-polls against a given API (the
+ * real redis-server of their own is test/helpers/redis-server.ts).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { LocalChangeFeed, type ChangeFeed, type ChangeListener, type StateChange } from '../../gateway/events.js';
-import { freePort } from '../../temporal/dev-server.js';
-import { eventually } from '../helpers/eventually.js';
-
-export interface RedisServer {
-  url: string;
-  port: number;
-  stop(): Promise<void>;
-}
-
-/** `redis-server` without persistence in a temp dir, on `port` (a free one by default); resolves once it answers. */
-export async function startRedis(port?: number): Promise<RedisServer> {
-  const p = port ?? (await freePort());
-  const dir = await mkdtemp(join(tmpdir(), 'guard-waiters-redis-'));
-  const args = ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
-  const child: ChildProcess = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout?.on('data', (d) => (output += String(d)));
-  child.stderr?.on('data', (d) => (output += String(d)));
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-    child.once('error', (err) => {
-      output += `\n${err.message} (is Debian's redis-server installed? .ci/run installs it)`;
-      resolve();
-    });
-  });
-  const url = `redis://127.0.0.1:${p}`;
-  const stop = async () => {
-    child.kill('SIGKILL');
-    await exited;
-    await rm(dir, { recursive: true, force: true });
-  };
-  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => undefined);
-  try {
-    await eventually(
-      async () => {
-        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`redis-server exited:\n${output}`);
-        await probe.connect().catch(() => undefined);
-        return (await probe.ping().catch(() => null)) === 'PONG' ? true : undefined;
-      },
-      { timeoutMs: 15_000, intervalMs: 100, what: `redis-server on ${url}` },
-    );
-  } catch (err) {
-    await stop();
-    throw err;
-  } finally {
-    probe.disconnect();
-  }
-  return { url, port: p, stop };
-}
 
 /** The in-process feed, with a switch that makes it lose notices (as a publisher cut off from Redis would). */
 export class LossyFeed implements ChangeFeed {

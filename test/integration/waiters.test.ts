@@ -12,7 +12,8 @@ import { eventually } from '../helpers/eventually.js';
 import { startApi } from './fixtures.js';
 import { ADMIN_TOKEN, SIGNING_SECRET, startHarness, type Created, type Harness } from './harness.js';
 import { apiClient } from './procs.js';
-import { LossyFeed, longPoll, openSse, startRedis, type RedisServer, type SseStream } from './waiters-support.js';
+import { startRedis, type RedisServer } from '../helpers/redis-server.js';
+import { LossyFeed, longPoll, openSse, type SseStream } from './waiters-support.js';
 
 /** No history long-polls and no sweeps worth the name: a waiter told within the test was told by the feed. */
 const FEED_ONLY = { WATCH_HISTORY_POLLS: '0', WATCH_SWEEP_SEC: '3600' };
