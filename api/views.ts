@@ -13,6 +13,7 @@ function decision(view: RequestView) {
     decidedVia: view.decidedVia ?? null,
     breakGlass: view.breakGlass ?? false,
     notification: view.notification ?? { slack: 'pending' as const },
+    ...(view.stuck ? { stuck: view.stuck } : {}),
   };
 }
 

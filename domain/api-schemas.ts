@@ -95,11 +95,24 @@ export const notificationSchema = z
   })
   .describe('pending until the first post settles; failed means no human was told');
 
-/** How a decided request was decided (null while open). */
+/** Present only while a request cannot progress (docs/retention.md, "Stuck requests"). */
+export const stuckSchema = z
+  .object({
+    since: z.string().describe('When the task that keeps failing was first scheduled'),
+    attempts: z.number().int().describe('Its attempts so far'),
+    cause: z.string().describe('Its first failure, as the workflow history records it'),
+  })
+  .describe(
+    'The workflow task keeps failing: this state is the last one persisted and nothing (a click, cancel, expiry) ' +
+      'takes effect until an operator fixes the cause; the request resumes from here once fixed',
+  );
+
+/** How a decided request was decided (null while open), and whether an open one is stuck. */
 const decisionFields = {
   decidedVia: z.enum(DECISION_VIAS).nullable(),
   breakGlass: z.boolean().describe('An operator decided past the quorum or the personas'),
   notification: notificationSchema,
+  stuck: stuckSchema.optional(),
 };
 
 /** Body of `GET|POST /api/guard/wait` and of each `wait-sse` state event. */

@@ -1,6 +1,7 @@
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import type { ClientInterceptors } from '@temporalio/client';
 import { TemporalRequestGateway } from './temporal-gateway.js';
+import type { StuckReport } from './watch-source.js';
 import type { WatcherOptions } from './watcher.js';
 
 /** About 2 s of backoff in all: a server restart's blip is ridden out, an outage answers 503 promptly. */
@@ -14,6 +15,8 @@ export interface GatewayOptions {
   interceptors?: ClientInterceptors | undefined;
   /** How waiters are woken: the change feed, the history long-poll bound, sweeps (gateway/watcher.ts). */
   watcher?: WatcherOptions | undefined;
+  /** A read found a request whose workflow task keeps failing (told once per request per process). */
+  onStuck?: ((report: StuckReport) => void) | undefined;
 }
 
 /**
@@ -41,7 +44,7 @@ export function connectGateway(opts: GatewayOptions): { gateway: TemporalRequest
     namespace: opts.namespace,
     ...(opts.interceptors ? { interceptors: opts.interceptors } : {}),
   });
-  const gateway = new TemporalRequestGateway(client, connection, opts.taskQueue, opts.watcher);
+  const gateway = new TemporalRequestGateway(client, connection, opts.taskQueue, opts.watcher, opts.onStuck);
   return {
     gateway,
     async close() {

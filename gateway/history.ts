@@ -93,7 +93,8 @@ function typeName(type: number): string {
     .replace(/(^|_)([a-z])/g, (_m, _sep: string, c: string) => c.toUpperCase());
 }
 
-function timestamp(ts: { seconds?: unknown; nanos?: number | null } | null | undefined): string | null {
+/** A protobuf Timestamp as ISO 8601 (null when absent). */
+export function timestamp(ts: { seconds?: unknown; nanos?: number | null } | null | undefined): string | null {
   if (!ts) return null;
   return new Date(Number(ts.seconds ?? 0) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6)).toISOString();
 }

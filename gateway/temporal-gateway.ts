@@ -33,7 +33,7 @@ import {
   type StartOutcome,
 } from './types.js';
 import { APPROVAL_WORKFLOW_TYPE, openRequestsQuery, requestsQuery } from './visibility.js';
-import { TemporalWatchSource } from './watch-source.js';
+import { TemporalWatchSource, type StuckReport } from './watch-source.js';
 import { StateWatcher, type WatcherOptions, type WatcherStats } from './watcher.js';
 
 /** How long a command waits for the workflow before falling back to a durable Signal (Slack allows 3 s in all). */
@@ -81,8 +81,10 @@ export class TemporalRequestGateway implements RequestGateway {
     private readonly connection: Connection,
     private readonly taskQueue: string,
     watcher: WatcherOptions = {},
+    onStuck?: (report: StuckReport) => void,
   ) {
-    this.watcher = new StateWatcher(new TemporalWatchSource(client, connection, (id) => this.query(id)), watcher);
+    const source = new TemporalWatchSource(client, connection, (id) => this.query(id), onStuck);
+    this.watcher = new StateWatcher(source, watcher);
   }
 
   async start(input: msg.ApprovalInput, opts: { idempotent: boolean }): Promise<StartOutcome> {

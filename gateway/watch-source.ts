@@ -1,8 +1,10 @@
 import { isGrpcServiceError, type Client, type Connection } from '@temporalio/client';
-import { workflowIdOf } from './ids.js';
 import type { Payload } from '@temporalio/common';
-import { VIEW_MEMO_KEY, type RequestView } from '../workflows/messages.js';
-import { readBatch, type Reading } from './history.js';
+import { temporal } from '@temporalio/proto';
+import { isTerminal } from '../domain/request-state.js';
+import { workflowIdOf } from './ids.js';
+import { VIEW_MEMO_KEY, type RequestView, type StuckInfo } from '../workflows/messages.js';
+import { readBatch, timestamp, type Reading } from './history.js';
 import { Slots } from './slots.js';
 import { NotFoundError } from './types.js';
 
@@ -32,6 +34,30 @@ export interface WatchSource {
 const GRPC_NOT_FOUND = 5;
 const GRPC_INVALID_ARGUMENT = 3;
 
+/**
+ * A pending workflow task on this attempt or later has failed (or timed out) on every attempt before it: the SDK and
+ * the server retry it forever, so the request is stuck until an operator fixes the cause (a bug, a non-deterministic
+ * deploy, a worker that dies on it). A schedule-to-start timeout of a sticky queue does not count as an attempt.
+ */
+export const STUCK_ATTEMPTS = 3;
+/**
+ * Or its second attempt is still pending this long after it was scheduled: the SDK reports a task's failure once
+ * and lets its later attempts time out (10 s each), so a task that failed again shows only as one that does not end.
+ * A task that failed once for a passing reason (its worker killed) is done within this on a healthy worker.
+ */
+export const STUCK_RETRY_AGE_MS = 2000;
+/** Recent events searched for the first failure of the stuck task. */
+const FAILURE_EVENTS_SCANNED = 20;
+/** Stuck requests whose cause this process looked up (once each), at most. */
+const STUCK_KNOWN_MAX = 1000;
+const MAX_CAUSE_CHARS = 500;
+
+/** A request found stuck (once per request per process): the composition root counts it and audits it. */
+export interface StuckReport extends StuckInfo {
+  requestId: string;
+  action: string;
+}
+
 /** A query waits for the workflow task in flight; past this, a read answers the persisted memo instead. */
 const QUERY_DEADLINE_MS = 5000;
 /**
@@ -49,16 +75,20 @@ const MAX_QUERIES = 16;
  */
 export class TemporalWatchSource implements WatchSource {
   private readonly queries = new Slots(MAX_QUERIES);
+  /** Causes of the stuck tasks seen, by request: looked up once, reported once. */
+  private readonly stuckCauses = new Map<string, Pick<StuckInfo, 'since' | 'cause'>>();
 
   constructor(
     private readonly client: Client,
     private readonly connection: Connection,
     private readonly query: (requestId: string) => Promise<RequestView>,
+    private readonly onStuck: (report: StuckReport) => void = () => {},
   ) {}
 
   async read(requestId: string, limit: Limit): Promise<RequestView> {
     let memo: RequestView | null = null;
     let pending = false;
+    let stuck: Omit<StuckInfo, 'cause'> | null = null;
     try {
       const res = await limit(() =>
         this.client.workflowService.describeWorkflowExecution({
@@ -70,7 +100,13 @@ export class TemporalWatchSource implements WatchSource {
       memo = payload ? this.decodeView([payload]) : null;
       // A newer request under the same (keyed) workflow id: the one asked for is gone (gateway/ids.ts).
       if (memo && memo.requestId !== requestId) throw new NotFoundError(`request ${requestId} not found`);
-      pending = !!res.pendingWorkflowTask;
+      const task = res.pendingWorkflowTask;
+      pending = !!task;
+      const attempts = task?.attempt ?? 0;
+      const scheduled = Date.parse(timestamp(task?.scheduledTime) ?? new Date().toISOString());
+      if (attempts >= STUCK_ATTEMPTS || (attempts === 2 && Date.now() - scheduled >= STUCK_RETRY_AGE_MS)) {
+        stuck = { since: new Date(scheduled).toISOString(), attempts };
+      }
     } catch (err) {
       if (err instanceof NotFoundError) throw err;
       if (isGrpcServiceError(err) && (err.code === GRPC_NOT_FOUND || err.code === GRPC_INVALID_ARGUMENT)) {
@@ -79,6 +115,12 @@ export class TemporalWatchSource implements WatchSource {
       throw err;
     }
     if (memo && !pending) return memo;
+    // A query would wait for a task that does not complete: answer the last persisted state, saying why it is stale.
+    if (memo && stuck) {
+      const info = await this.stuckInfo(memo, stuck);
+      // A decision persisted stands (a later task failing, the archive's say, is the operators' to hear).
+      return isTerminal(memo.status) ? memo : { ...memo, stuck: info };
+    }
     try {
       return await this.queries.run(() =>
         this.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => this.query(requestId)),
@@ -88,6 +130,32 @@ export class TemporalWatchSource implements WatchSource {
       if (memo && !(err instanceof NotFoundError)) return memo;
       throw err;
     }
+  }
+
+  /**
+   * The first failure of the task that keeps failing, and when it happened (the history records that one; its later
+   * attempts are not written), looked up once per request and reported once.
+   */
+  private async stuckInfo(view: RequestView, stuck: Omit<StuckInfo, 'cause'>): Promise<StuckInfo> {
+    const known = this.stuckCauses.get(view.requestId);
+    if (known) return { ...known, attempts: stuck.attempts };
+    let found: Pick<StuckInfo, 'since' | 'cause'> = { since: stuck.since, cause: 'the workflow task keeps failing' };
+    try {
+      const res = await this.client.workflowService.getWorkflowExecutionHistoryReverse({
+        namespace: this.client.options.namespace,
+        execution: { workflowId: workflowIdOf(view.requestId) },
+        maximumPageSize: FAILURE_EVENTS_SCANNED,
+      });
+      found = failureOf(res.history?.events ?? []) ?? found;
+    } catch {
+      // The cause is a courtesy: the request is stuck either way (looked up again on the next read).
+      return { ...found, attempts: stuck.attempts };
+    }
+    if (this.stuckCauses.size >= STUCK_KNOWN_MAX) this.stuckCauses.delete(this.stuckCauses.keys().next().value!);
+    this.stuckCauses.set(view.requestId, found);
+    const info = { ...found, attempts: stuck.attempts };
+    this.onStuck({ requestId: view.requestId, action: view.action, ...info });
+    return info;
   }
 
   async follow(requestId: string, pageToken: Uint8Array | null, signal: AbortSignal): Promise<FollowBatch> {
@@ -121,4 +189,28 @@ export class TemporalWatchSource implements WatchSource {
     const view = converter.payloadConverter.fromPayload<RequestView>(payload);
     return view && typeof view.version === 'number' && typeof view.requestId === 'string' ? view : null;
   }
+}
+
+const { WorkflowTaskFailedCause, TimeoutType } = temporal.api.enums.v1;
+
+/**
+ * The newest workflow task failure among `events` (newest first) and its time: "workflow task failed
+ * (WORKFLOW_WORKER_UNHANDLED_FAILURE): <message>" or "workflow task timed out (START_TO_CLOSE)".
+ */
+export function failureOf(events: temporal.api.history.v1.IHistoryEvent[]): Pick<StuckInfo, 'since' | 'cause'> | null {
+  for (const e of events) {
+    const since = timestamp(e.eventTime) ?? new Date().toISOString();
+    const failed = e.workflowTaskFailedEventAttributes;
+    if (failed) {
+      const kind = WorkflowTaskFailedCause[failed.cause ?? 0]?.replace('WORKFLOW_TASK_FAILED_CAUSE_', '');
+      const cause = `workflow task failed (${kind}): ${failed.failure?.message ?? 'no message'}`;
+      return { since, cause: cause.slice(0, MAX_CAUSE_CHARS) };
+    }
+    const timedOut = e.workflowTaskTimedOutEventAttributes;
+    if (timedOut) {
+      const kind = TimeoutType[timedOut.timeoutType ?? 0]?.replace('TIMEOUT_TYPE_', '');
+      return { since, cause: `workflow task timed out (${kind})` };
+    }
+  }
+  return null;
 }

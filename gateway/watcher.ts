@@ -113,6 +113,8 @@ const DISTRUST_MS = 5 * 60_000;
 /** Re-reads after a notice until its version is persisted: the notice is sent before the server has the task. */
 const CATCH_UP_DELAYS_MS = [0, 10, 20, 40, 80, 160, 320, 640, 1280];
 const HEALTH_DEADLINE_MS = 2_000;
+/** An open request's state answered from the watch is at most this old: older, it is read again (stuck or not). */
+const STUCK_RECHECK_MS = 2_000;
 /** Consecutive health checks past their deadline before Temporal counts as down (a loaded server is slow, not dead). */
 const SLOW_CHECKS_TO_DOWN = 3;
 const POLL_BACKOFF_MAX_MS = 5_000;
@@ -198,7 +200,7 @@ export class StateWatcher {
     const cached = this.cached(requestId);
     if (cached) return cached;
     const w = this.watches.get(requestId);
-    if (w?.latest && this.fresh(w)) return w.latest;
+    if (w?.latest && this.answerable(w)) return w.latest;
     const { view } = await this.read(requestId, 'foreground');
     return view;
   }
@@ -235,7 +237,7 @@ export class StateWatcher {
       const timer = setTimeout(() => {
         if (settled) return;
         const w = this.watches.get(requestId);
-        const known = w && this.fresh(w) ? w.latest : null;
+        const known = w && this.answerable(w) ? w.latest : null;
         settle(() => {
           if (known) return resolve(known.version > sinceVersion ? known : null);
           this.read(requestId, 'foreground').then(
@@ -367,6 +369,15 @@ export class StateWatcher {
     return this.feedUp && w.coveredEpoch === this.epoch;
   }
 
+  /**
+   * A waiter may be answered from the watch: its state is current, and recent enough to say whether the request is
+   * stuck (a task that keeps failing changes no version and sends no notice: only a read shows it).
+   */
+  private answerable(w: Watch): boolean {
+    if (!this.fresh(w) || !w.latest || w.latest.stuck) return false;
+    return isTerminal(w.latest.status) || Date.now() - w.checkedAt < STUCK_RECHECK_MS;
+  }
+
   /** The watch's state is current as far as this process can know without reading. */
   private fresh(w: Watch): boolean {
     return w.pollLive || (this.covered(w) && w.want <= versionOf(w.latest));
@@ -374,6 +385,8 @@ export class StateWatcher {
 
   private offer(w: Watch, view: RequestView): void {
     this.remember(view);
+    // Found stuck, or no longer: the same state, read again (waiters hear only new versions).
+    if (w.latest && view.version === w.latest.version && !!view.stuck !== !!w.latest.stuck) w.latest = view;
     if (view.version <= versionOf(w.latest)) return;
     w.latest = view;
     for (const sub of [...w.subscribers]) sub.view(view);

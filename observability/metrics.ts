@@ -33,6 +33,11 @@ function requestMetrics({ counter, histogram }: Make) {
       'Decisions made by operators through the admin routes; break_glass="true" decided past quorum or personas',
       ['action', 'decision', 'break_glass'],
     ),
+    requestsStuck: counter(
+      'requests_stuck_total',
+      'Requests found with a workflow task that keeps failing (once per request per API process): see the audit line',
+      ['action'],
+    ),
     decisionLatency: histogram(
       'decision_latency_seconds',
       'Time from creation to a terminal status',

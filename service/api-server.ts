@@ -72,6 +72,11 @@ function temporalFor(opts: ApiServerOptions, log: (msg: string) => void) {
       maxAgeMs: config.RETENTION_MAX_AGE_SEC * 1000,
       log,
     },
+    onStuck: ({ requestId, action, since, attempts, cause }) => {
+      opts.metrics.requestsStuck.inc({ action });
+      opts.audit.emit({ event: 'request_stuck', requestId, action, actor: 'system', since, attempts, cause });
+      log(`request ${requestId} is stuck: ${cause} (attempt ${attempts} since ${since})`);
+    },
   });
   return {
     gateway: temporal.gateway,

@@ -30,6 +30,18 @@ export interface SlackRef {
 /** What a query returns: the state plus where the request lives in Slack. */
 export interface RequestView extends RequestState {
   slack: SlackRef | null;
+  /**
+   * Set by the gateway's read, never by the workflow: the request's workflow task keeps failing (or timing out), so
+   * this state is the last one persisted and nothing can change it until an operator fixes the cause.
+   */
+  stuck?: StuckInfo;
+}
+
+/** Why a request cannot progress: its workflow task failed `attempts - 1` times in a row since `since`. */
+export interface StuckInfo {
+  since: string;
+  attempts: number;
+  cause: string;
 }
 
 /**

@@ -252,6 +252,30 @@ describe('the change feed', () => {
   });
 });
 
+describe('a stuck request', () => {
+  const stuck = { since: '2026-11-27T00:00:05.000Z', attempts: 3, cause: 'workflow task failed (X): boom' };
+
+  test('is read again on every answer, even covered by the feed, and says so until it is no longer stuck', async () => {
+    const t = new FakeTemporal();
+    const w = watcher(t, { feed: new LocalChangeFeed() });
+    t.commit(view('ready_for_approval', 1));
+    const stop = w.subscribe('req_1', () => {});
+    await eventually(() => (t.readsOf('req_1') === 1 ? true : undefined), { timeoutMs: 1000 });
+    // Its task starts failing: nothing announces it and the version stays; an answer older than 2 s reads again.
+    t.persisted.set('req_1', { ...view('ready_for_approval', 1), stuck });
+    await expect(w.current('req_1')).resolves.not.toHaveProperty('stuck');
+    await sleep(2100);
+    const before = t.readsOf('req_1');
+    await expect(w.current('req_1')).resolves.toMatchObject({ stuck });
+    await expect(w.current('req_1')).resolves.toMatchObject({ stuck });
+    expect(t.readsOf('req_1')).toBeGreaterThanOrEqual(before + 2);
+    // Fixed, at the same version: the next answer no longer says stuck.
+    t.persisted.set('req_1', view('ready_for_approval', 1));
+    expect((await w.current('req_1')).stuck).toBeUndefined();
+    stop();
+  });
+});
+
 describe('without the feed, or while it is down', () => {
   test('history long-polls are bounded; requests beyond the bound are swept, and every waiter is told', async () => {
     const t = new FakeTemporal();
