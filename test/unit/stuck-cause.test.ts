@@ -1,10 +1,10 @@
 /** The cause a stuck request's answer names, read from the newest workflow task failure of its history. */
-import Long from 'long';
+import { msNumberToTs } from '@temporalio/common/lib/time.js';
 import { temporal } from '@temporalio/proto';
 import { failureOf } from '../../gateway/watch-source.js';
 
 const { WorkflowTaskFailedCause, TimeoutType } = temporal.api.enums.v1;
-const at = (iso: string) => ({ seconds: Long.fromNumber(Date.parse(iso) / 1000), nanos: 0 });
+const at = (iso: string) => msNumberToTs(Date.parse(iso));
 
 test('a failed task: its cause and message, at the time of the failure', () => {
   const found = failureOf([
