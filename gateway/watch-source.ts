@@ -1,6 +1,6 @@
 import { isGrpcServiceError, type Client, type Connection } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+import proto, { type temporal } from '@temporalio/proto';
 import { isTerminal } from '../domain/request-state.js';
 import { workflowIdOf } from './ids.js';
 import { VIEW_MEMO_KEY, type RequestView, type StuckInfo } from '../workflows/messages.js';
@@ -23,8 +23,10 @@ export interface WatchSource {
   /**
    * The state Temporal has persisted. Throws NotFoundError for an unknown request. Calls that load the server go
    * through `limit` (the watcher bounds them); a query, which waits on a worker, holds none of those slots.
+   * `memoOnly`: answer the persisted state even while a workflow task is pending (the caller reads again until it
+   * shows the version it waits for), never a query.
    */
-  read(requestId: string, limit: Limit): Promise<RequestView>;
+  read(requestId: string, limit: Limit, opts?: { memoOnly?: boolean }): Promise<RequestView>;
   /** One history long-poll round from `pageToken` (null: the whole history so far, answered at once). */
   follow(requestId: string, pageToken: Uint8Array | null, signal: AbortSignal): Promise<FollowBatch>;
   /** Resolves when Temporal answers within `deadlineMs`. */
@@ -85,7 +87,7 @@ export class TemporalWatchSource implements WatchSource {
     private readonly onStuck: (report: StuckReport) => void = () => {},
   ) {}
 
-  async read(requestId: string, limit: Limit): Promise<RequestView> {
+  async read(requestId: string, limit: Limit, opts: { memoOnly?: boolean } = {}): Promise<RequestView> {
     let memo: RequestView | null = null;
     let pending = false;
     let stuck: Omit<StuckInfo, 'cause'> | null = null;
@@ -115,6 +117,9 @@ export class TemporalWatchSource implements WatchSource {
       throw err;
     }
     if (memo && !pending) return memo;
+    // A notice's catch-up: the task it announced writes the memo when it completes; a query would wait for that
+    // task and then for a worker to answer (behind everything else the worker has queued), so read again instead.
+    if (memo && opts.memoOnly && !stuck) return memo;
     // A query would wait for a task that does not complete: answer the last persisted state, saying why it is stale.
     if (memo && stuck) {
       const info = await this.stuckInfo(memo, stuck);
@@ -191,7 +196,7 @@ export class TemporalWatchSource implements WatchSource {
   }
 }
 
-const { WorkflowTaskFailedCause, TimeoutType } = temporal.api.enums.v1;
+const { WorkflowTaskFailedCause, TimeoutType } = proto.temporal.api.enums.v1;
 
 /**
  * The newest workflow task failure among `events` (newest first) and its time: "workflow task failed

@@ -27,6 +27,8 @@ export interface WatcherOptions {
   sweepReadsPerSec?: number;
   /** Reads of Temporal in flight at most; more wait their turn (never refused). */
   maxReads?: number;
+  /** How long after a notice its version is read for before the notice counts as never persisted. */
+  catchUpMs?: number;
   /** How often Temporal's health is checked while waiters are held. */
   healthProbeMs?: number;
   /** How often sweeps, history long-poll assignments and health checks are considered. */
@@ -45,6 +47,7 @@ export const WATCHER_DEFAULTS = {
   uncoveredSweepMs: 2_000,
   sweepReadsPerSec: 200,
   maxReads: 128,
+  catchUpMs: 6_000,
   healthProbeMs: 1_000,
   tickMs: 250,
   maxAgeMs: Infinity,
@@ -110,8 +113,21 @@ const LAST_READS_MAX = 50_000;
 const NOTICE_GRACE_MS = 2_000;
 /** A feed caught losing a notice is not trusted for this long (history long-polls and sweeps serve meanwhile). */
 const DISTRUST_MS = 5 * 60_000;
-/** Re-reads after a notice until its version is persisted: the notice is sent before the server has the task. */
-const CATCH_UP_DELAYS_MS = [0, 10, 20, 40, 80, 160, 320, 640, 1280];
+/**
+ * Re-reads after a notice until its version is persisted: the notice is sent when the workflow's activation
+ * completes, before the worker has run the task's local activities (the Slack update, the archive) and the server has
+ * the task. Each read is a describe (the memo), so they come close together: at most 100 ms between them after the
+ * first few, for 6 s in all (a task past that is a worker in trouble: the sweeps and the stuck check take over).
+ */
+function catchUpDelays(windowMs: number): number[] {
+  const delays = [0, 10, 20, 30, 50, 75];
+  let total = delays.reduce((a, b) => a + b, 0);
+  while (total < windowMs) {
+    delays.push(100);
+    total += 100;
+  }
+  return delays;
+}
 const HEALTH_DEADLINE_MS = 2_000;
 /** An open request's state answered from the watch is at most this old: older, it is read again (stuck or not). */
 const STUCK_RECHECK_MS = 2_000;
@@ -169,6 +185,7 @@ export class StateWatcher {
   private readonly log: (msg: string) => void;
   private readonly unsubscribeFeed: () => void;
   private readonly ticker: NodeJS.Timeout;
+  private readonly catchUpDelays: number[];
   private readonly counts = {
     notices: 0,
     foreground: 0,
@@ -188,6 +205,7 @@ export class StateWatcher {
     this.opts = { ...WATCHER_DEFAULTS, ...stripUndefined(rest) };
     this.feed = feed;
     this.log = log;
+    this.catchUpDelays = catchUpDelays(this.opts.catchUpMs);
     this.unsubscribeFeed = feed
       ? feed.subscribe({ onChange: (c) => this.onChange(c), onStatus: (up) => this.onFeedStatus(up) })
       : () => {};
@@ -424,12 +442,14 @@ export class StateWatcher {
   }
 
   private async catchUp(w: Watch, lane: Lane): Promise<void> {
-    for (const delay of CATCH_UP_DELAYS_MS) {
+    for (const delay of this.catchUpDelays) {
       if (delay > 0) await sleep(delay);
       if (w.closed) return;
       w.again = false;
       try {
-        this.adopt(w, await this.read(w.requestId, lane));
+        // Waiting for an announced version: its task writes the memo when it completes, read until it shows.
+        const memoOnly = lane === 'catchUp' && w.latest !== null && w.want > versionOf(w.latest);
+        this.adopt(w, await this.read(w.requestId, lane, memoOnly));
       } catch {
         // Not found (purged) or Temporal away: the health check and the sweep take it from here.
         return;
@@ -636,7 +656,7 @@ export class StateWatcher {
   // ----------------------------------------------------------------------------------------------------------
   // Reads: one in flight per request, a bounded number in all
 
-  private read(requestId: string, lane: Lane): Promise<ReadResult> {
+  private read(requestId: string, lane: Lane, memoOnly = false): Promise<ReadResult> {
     const pending = this.inflight.get(requestId);
     if (pending) return pending;
     this.counts[lane] += 1;
@@ -646,7 +666,7 @@ export class StateWatcher {
     const run = (async () => {
       const startedAt = Date.now();
       try {
-        const view = await this.source.read(requestId, limit);
+        const view = await this.source.read(requestId, limit, { memoOnly });
         this.markUp();
         const result: ReadResult = { view, startedAt, epoch: epoch === this.epoch ? epoch : null };
         this.remember(view);

@@ -42,7 +42,11 @@ class FakeTemporal implements WatchSource {
     for (const w of waiters) w({ reading: { view: v }, closed: false, nextPageToken: new Uint8Array([1]) });
   }
 
-  read(requestId: string, limit: Limit): Promise<RequestView> {
+  /** Reads asked for the persisted state only (no query while a task is pending). */
+  memoOnlyReads = 0;
+
+  read(requestId: string, limit: Limit, opts: { memoOnly?: boolean } = {}): Promise<RequestView> {
+    if (opts.memoOnly) this.memoOnlyReads += 1;
     return limit(() => this.readNow(requestId));
   }
 
@@ -107,7 +111,13 @@ class ManualFeed implements ChangeFeed {
   async close(): Promise<void> {}
 }
 
-const fast: WatcherOptions = { tickMs: 20, healthProbeMs: 20, uncoveredSweepMs: 100, sweepMs: 60_000 };
+const fast: WatcherOptions = {
+  tickMs: 20,
+  healthProbeMs: 20,
+  uncoveredSweepMs: 100,
+  sweepMs: 60_000,
+  catchUpMs: 1_000,
+};
 const watchers: StateWatcher[] = [];
 function watcher(source: WatchSource, opts: WatcherOptions = {}): StateWatcher {
   const w = new StateWatcher(source, { ...fast, ...opts });
@@ -177,6 +187,23 @@ describe('the change feed', () => {
     t.commit(view('approved', 2));
     await expect(waiting).resolves.toMatchObject({ status: 'approved', version: 2 });
     expect(w.stats().unconfirmedNotices).toBe(0);
+  });
+
+  test("a notice's catch-up reads the persisted state only (never a query), close together until it shows", async () => {
+    const t = new FakeTemporal();
+    const feed = new LocalChangeFeed();
+    const w = watcher(t, { feed });
+    t.commit(view('ready_for_approval', 1));
+    await w.current('req_1');
+    const told = w.waitForChange('req_1', 1, 5_000);
+    feed.publish({ requestId: 'req_1', version: 2 });
+    await eventually(() => (t.memoOnlyReads >= 3 ? true : undefined), { timeoutMs: 2000, what: 'three reads' });
+    const before = t.memoOnlyReads;
+    t.commit(view('approved', 2));
+    await expect(told).resolves.toMatchObject({ version: 2 });
+    // Told by the next of those reads (the history long-poll is not involved with the feed up).
+    expect(t.memoOnlyReads).toBeGreaterThan(before);
+    expect(t.follows.size).toBe(0);
   });
 
   test('a notice that is never persisted wakes nobody and is given up after the catch-up window', async () => {

@@ -1,9 +1,9 @@
 /** The cause a stuck request's answer names, read from the newest workflow task failure of its history. */
 import { msNumberToTs } from '@temporalio/common/lib/time.js';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import { failureOf } from '../../gateway/watch-source.js';
 
-const { WorkflowTaskFailedCause, TimeoutType } = temporal.api.enums.v1;
+const { WorkflowTaskFailedCause, TimeoutType } = proto.temporal.api.enums.v1;
 const at = (iso: string) => msNumberToTs(Date.parse(iso));
 
 test('a failed task: its cause and message, at the time of the failure', () => {
