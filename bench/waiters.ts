@@ -319,6 +319,16 @@ async function run(opts: Options) {
           hot: latency('decidedAt', 'poll', 0),
         },
         fromSignal: { all: latency('signal'), hot: latency('signal', 'poll', 0) },
+        // The decisions in order, in five groups: a latency that grows from the first to the last is a backlog.
+        byDecisionFifth: Array.from({ length: 5 }, (_, k) => {
+          const size = Math.ceil(opts.decide / 5);
+          const inFifth = (w: Waiter) => w.request >= k * size && w.request < (k + 1) * size;
+          return summarize(
+            ofDecided
+              .filter((w) => inFifth(w) && w.toldAt !== null && w.decidedAt !== null)
+              .map((w) => w.toldAt! - w.decidedAt!),
+          );
+        }),
       },
       errors: { ...load.counters, healthzErrors: probe.errors, listenOverflowsDuringRamp: overflows },
       repolls: waiters.reduce((n, w) => n + w.repolls, 0),
@@ -368,6 +378,9 @@ function report(r: Awaited<ReturnType<typeof run>>): string {
     `decidedAt → told: all ${s(r.latencyMs.fromDecidedAt.all)}`,
     `    long-poll ${s(r.latencyMs.fromDecidedAt.longPoll)}; SSE ${s(r.latencyMs.fromDecidedAt.sse)}; hot ${s(r.latencyMs.fromDecidedAt.hot)}`,
     `Signal sent → told: all ${s(r.latencyMs.fromSignal.all)}; hot ${s(r.latencyMs.fromSignal.hot)}`,
+    `decidedAt → told p50 / p99 by fifth of the decisions, in order: ${r.latencyMs.byDecisionFifth
+      .map((x) => (x ? `${x.p50} / ${x.p99}` : 'n/a'))
+      .join(', ')} ms`,
     `errors: 503 ${r.errors.unavailable503}, other status ${r.errors.otherStatus}, connection ${r.errors.connectionErrors}, SSE header timeouts ${r.errors.sseHeaderTimeouts}, healthz ${r.errors.healthzErrors}; listen-queue overflows in the ramp (machine-wide) ${r.errors.listenOverflowsDuringRamp}; re-polls ${r.repolls}`,
     `SSE connect → headers: ${s(r.sseHeadersMs)}`,
     `/healthz: ramp ${s(r.healthzMs.ramp)}; held + deciding ${s(r.healthzMs.held)}`,

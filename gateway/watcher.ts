@@ -27,6 +27,11 @@ export interface WatcherOptions {
   sweepReadsPerSec?: number;
   /** Reads of Temporal in flight at most; more wait their turn (never refused). */
   maxReads?: number;
+  /**
+   * An open request's state answered from the watch is at most this old; older, it is read again: a task that keeps
+   * failing changes no version and sends no notice, only a read shows the request stuck.
+   */
+  recheckMs?: number;
   /** How long after a notice its version is read for before the notice counts as never persisted. */
   catchUpMs?: number;
   /** How often Temporal's health is checked while waiters are held. */
@@ -48,6 +53,7 @@ export const WATCHER_DEFAULTS = {
   sweepReadsPerSec: 200,
   maxReads: 128,
   catchUpMs: 6_000,
+  recheckMs: 5_000,
   healthProbeMs: 1_000,
   tickMs: 250,
   maxAgeMs: Infinity,
@@ -129,8 +135,6 @@ function catchUpDelays(windowMs: number): number[] {
   return delays;
 }
 const HEALTH_DEADLINE_MS = 2_000;
-/** An open request's state answered from the watch is at most this old: older, it is read again (stuck or not). */
-const STUCK_RECHECK_MS = 2_000;
 /** Consecutive health checks past their deadline before Temporal counts as down (a loaded server is slow, not dead). */
 const SLOW_CHECKS_TO_DOWN = 3;
 const POLL_BACKOFF_MAX_MS = 5_000;
@@ -393,7 +397,7 @@ export class StateWatcher {
    */
   private answerable(w: Watch): boolean {
     if (!this.fresh(w) || !w.latest || w.latest.stuck) return false;
-    return isTerminal(w.latest.status) || Date.now() - w.checkedAt < STUCK_RECHECK_MS;
+    return isTerminal(w.latest.status) || Date.now() - w.checkedAt < this.opts.recheckMs;
   }
 
   /** The watch's state is current as far as this process can know without reading. */

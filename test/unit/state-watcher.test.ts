@@ -117,6 +117,7 @@ const fast: WatcherOptions = {
   uncoveredSweepMs: 100,
   sweepMs: 60_000,
   catchUpMs: 1_000,
+  recheckMs: 500,
 };
 const watchers: StateWatcher[] = [];
 function watcher(source: WatchSource, opts: WatcherOptions = {}): StateWatcher {
@@ -288,10 +289,10 @@ describe('a stuck request', () => {
     t.commit(view('ready_for_approval', 1));
     const stop = w.subscribe('req_1', () => {});
     await eventually(() => (t.readsOf('req_1') === 1 ? true : undefined), { timeoutMs: 1000 });
-    // Its task starts failing: nothing announces it and the version stays; an answer older than 2 s reads again.
+    // Its task starts failing: nothing announces it and the version stays; an answer older than recheckMs reads again.
     t.persisted.set('req_1', { ...view('ready_for_approval', 1), stuck });
     await expect(w.current('req_1')).resolves.not.toHaveProperty('stuck');
-    await sleep(2100);
+    await sleep(600);
     const before = t.readsOf('req_1');
     await expect(w.current('req_1')).resolves.toMatchObject({ stuck });
     await expect(w.current('req_1')).resolves.toMatchObject({ stuck });
