@@ -53,7 +53,7 @@ export const WATCHER_DEFAULTS = {
   sweepReadsPerSec: 200,
   maxReads: 128,
   catchUpMs: 6_000,
-  recheckMs: 5_000,
+  recheckMs: 15_000,
   healthProbeMs: 1_000,
   tickMs: 250,
   maxAgeMs: Infinity,
