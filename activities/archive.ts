@@ -17,6 +17,8 @@ export interface ArchiveDeps {
   audit: AuditLog;
   /** Names this writer's files; default: the host name (a pod name in Kubernetes). */
   writerId?: string;
+  /** Appends one line durably (default: one O_APPEND write, then fsync); tests slow it down. */
+  append?: (file: string, line: string) => Promise<void>;
 }
 
 export interface ArchiveRecord {
@@ -86,50 +88,69 @@ export function archiveLine({ input, final }: ArchiveRecord, archivedAt: string)
   };
 }
 
-export function createArchiveActivities({ archiveDir, metrics, audit, writerId = defaultWriterId() }: ArchiveDeps) {
-  return {
-    /**
-     * Appends the final record as one JSON line, durably, then counts it. Any failure is counted by errno and
-     * rethrown as retryable: the workflow retries without limit, and stays open (so unpurgeable) until it lands.
-     */
-    async archiveRequest(record: ArchiveRecord): Promise<{ file: string }> {
-      const { input, final } = record;
-      const day = final.decidedAt ?? final.createdAt;
-      const file = archiveFileFor(archiveDir, day, writerId);
-      let wrote = false;
-      try {
-        await mkdir(archiveDir, { recursive: true });
-        // A retry (maybe on another host) may follow a write that landed before the attempt failed (fsync error,
-        // worker died): never twice. The workflow runs the archive as a local activity first and as a normal one
-        // only after that failed or timed out, so a normal activity's first attempt is a retry too.
-        const { attempt, isLocal } = Context.current().info;
-        const retry = attempt > 1 || !isLocal;
-        if (!(retry && (await alreadyArchived(archiveDir, day, input.requestId)))) {
-          await appendLine(file, `${JSON.stringify(archiveLine(record, new Date().toISOString()))}\n`);
-          wrote = true;
-        }
-      } catch (err) {
-        const reason = (err as NodeJS.ErrnoException).code ?? 'unknown';
-        metrics.archiveFailures.inc({ reason });
-        throw ApplicationFailure.retryable(
-          `archiving ${input.requestId} to ${file} failed: ${reason}`,
-          'archive_failed',
-        );
-      }
-      // Counted and audited by the attempt that wrote the line: a retry that finds it (the local attempt landed but
-      // its answer came too late) must not say it again.
-      if (!wrote) return { file };
-      metrics.archivedRequests.inc();
-      audit.emit({
-        event: 'request_archived',
-        requestId: input.requestId,
-        action: final.action,
-        actor: 'system',
-        file,
-      });
-      return { file };
-    },
+export function createArchiveActivities({
+  archiveDir,
+  metrics,
+  audit,
+  writerId = defaultWriterId(),
+  append = appendLine,
+}: ArchiveDeps) {
+  /**
+   * Attempts running in this process, by request: a local attempt the workflow gave up on (its 5 s passed) may still
+   * be writing when the normal activity that follows it starts here; that one waits for it, then finds its line.
+   */
+  const running = new Map<string, Promise<unknown>>();
+  const archive = async (record: ArchiveRecord): Promise<{ file: string }> => {
+    const { requestId } = record.input;
+    const earlier = running.get(requestId);
+    if (earlier) await earlier.catch(() => {});
+    const attempt = archiveOnce(record);
+    running.set(requestId, attempt);
+    try {
+      return await attempt;
+    } finally {
+      if (running.get(requestId) === attempt) running.delete(requestId);
+    }
   };
+  /**
+   * Appends the final record as one JSON line, durably, then counts it. Any failure is counted by errno and
+   * rethrown as retryable: the workflow retries without limit, and stays open (so unpurgeable) until it lands.
+   */
+  const archiveOnce = async (record: ArchiveRecord): Promise<{ file: string }> => {
+    const { input, final } = record;
+    const day = final.decidedAt ?? final.createdAt;
+    const file = archiveFileFor(archiveDir, day, writerId);
+    let wrote = false;
+    try {
+      await mkdir(archiveDir, { recursive: true });
+      // A retry (maybe on another host) may follow a write that landed before the attempt failed (fsync error,
+      // worker died): never twice. The workflow runs the archive as a local activity first and as a normal one
+      // only after that failed or timed out, so a normal activity's first attempt is a retry too.
+      const { attempt, isLocal } = Context.current().info;
+      const retry = attempt > 1 || !isLocal;
+      if (!(retry && (await alreadyArchived(archiveDir, day, input.requestId)))) {
+        await append(file, `${JSON.stringify(archiveLine(record, new Date().toISOString()))}\n`);
+        wrote = true;
+      }
+    } catch (err) {
+      const reason = (err as NodeJS.ErrnoException).code ?? 'unknown';
+      metrics.archiveFailures.inc({ reason });
+      throw ApplicationFailure.retryable(`archiving ${input.requestId} to ${file} failed: ${reason}`, 'archive_failed');
+    }
+    // Counted and audited by the attempt that wrote the line: a retry that finds it (the local attempt landed but
+    // its answer came too late) must not say it again.
+    if (!wrote) return { file };
+    metrics.archivedRequests.inc();
+    audit.emit({
+      event: 'request_archived',
+      requestId: input.requestId,
+      action: final.action,
+      actor: 'system',
+      file,
+    });
+    return { file };
+  };
+  return { archiveRequest: archive };
 }
 
 /**
@@ -137,7 +158,7 @@ export function createArchiveActivities({ archiveDir, metrics, audit, writerId =
  * lock for its whole length, so lines from several worker processes of one host never interleave whatever their size
  * (PIPE_BUF only bounds pipes and FIFOs). Across hosts that lock does not exist (NFS): hence one file per host.
  */
-async function appendLine(file: string, line: string): Promise<void> {
+export async function appendLine(file: string, line: string): Promise<void> {
   const bytes = Buffer.from(line);
   const fh = await open(file, 'a');
   try {

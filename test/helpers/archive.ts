@@ -1,7 +1,8 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { Writable } from 'node:stream';
-import { createArchiveActivities, type ArchiveRecord } from '../../activities/archive.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { appendLine, createArchiveActivities, type ArchiveRecord } from '../../activities/archive.js';
 import type { Plan } from '../../domain/plan.js';
 import { initialState, reduce, type Command } from '../../domain/request-state.js';
 import { createAuditLog } from '../../observability/audit.js';
@@ -35,7 +36,7 @@ export function finishedRecord(spec: RecordSpec): ArchiveRecord {
 const quiet = new DefaultLogger('ERROR');
 
 /** The real archive activity, run in a mock activity context (attempt and locality settable), with its metrics. */
-export function archiver(archiveDir: string, writerId = 'w1') {
+export function archiver(archiveDir: string, writerId = 'w1', appendDelayMs = 0) {
   const metrics = createMetrics();
   const audit: string[] = [];
   const stream = new Writable({
@@ -49,6 +50,10 @@ export function archiver(archiveDir: string, writerId = 'w1') {
     metrics,
     audit: createAuditLog({ stream }),
     writerId,
+    // A slow disk: the write lands only after the delay (a second attempt may start meanwhile).
+    ...(appendDelayMs
+      ? { append: (file: string, line: string) => sleep(appendDelayMs).then(() => appendLine(file, line)) }
+      : {}),
   });
   return {
     metrics,

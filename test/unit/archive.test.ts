@@ -61,6 +61,15 @@ test('the normal activity after a local attempt that wrote the line (then timed 
   expect(archived.map((l) => (JSON.parse(l) as { requestId: string }).requestId)).toEqual(['req-4', 'req-5']);
 });
 
+test('the normal activity started while the local attempt is still writing waits for it, and writes nothing', async () => {
+  const a = archiver(dir, 'w1', 200);
+  const record = finishedRecord({ id: 'req-6', decidedAt: '2025-03-04T11:50:00.000Z' });
+  // Both at once, as when the workflow gave up on a slow local attempt (5 s) that is still appending and fsyncing.
+  const [{ file }] = await Promise.all([a.archive(record, 1, true), a.archive(record, 1, false)]);
+  expect((await linesOf(file)).map((l) => (JSON.parse(l) as ArchiveLine).requestId)).toEqual(['req-6']);
+  expect(a.audit.filter((l) => l.includes('"event":"request_archived"'))).toHaveLength(1);
+});
+
 test('a retry on another host finds the line the first host wrote', async () => {
   const record = finishedRecord({ id: 'req-6', decidedAt: '2025-03-04T13:00:00.000Z' });
   const first = await archiver(dir, 'host-a').archive(record, 1);
