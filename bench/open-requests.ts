@@ -105,6 +105,10 @@ export async function runOpenRequests(
   const fill: FillStep[] = [];
   const fillDeadline = t0 + opts.fillMaxSec * 1000;
   for (const target of sampleCounts(opts.count)) {
+    if (performance.now() >= fillDeadline) {
+      log(`the fill's ${opts.fillMaxSec} s are spent: measuring with ${fill.at(-1)?.open ?? 0} open`);
+      break;
+    }
     const step = await fillTo(opts, service, client, rec, fill.at(-1)?.open ?? 0, target, fillDeadline);
     fill.push(step);
     await quiet();
