@@ -1,5 +1,6 @@
 /**
- * `npm run load-sim -- --find-knee [--pending P]` (open loop: arrivals at a rate, bench/open-run.ts) or
+ * `npm run load-sim -- --find-knee [--pending P]` (open loop: arrivals at a rate, bench/open-run.ts),
+ * `npm run load-sim -- --open N --open-rate F --rate R` (N requests held open, bench/open-requests.ts) or
  * `npm run load-sim -- --requests N --concurrency C [--pending P]` (closed loop): drives the service with real HTTP
  * and signed Slack clicks, measures the same Temporal server's floor in the same run, and reports a table and a JSON
  * file (bench/results/). See docs/performance.md for what each figure means.
@@ -10,9 +11,15 @@ import { parseArgs } from 'node:util';
 import { GuardClient } from './client.js';
 import { formatOpenTable } from './open-report.js';
 import { runOpenLoop, type OpenOptions, type OpenResult } from './open-run.js';
+import {
+  formatOpenRequestsTable,
+  runOpenRequests,
+  type OpenRequestsOptions,
+  type OpenRequestsResult,
+} from './open-requests.js';
 import { Floor, type FloorPhase } from './floor.js';
 import { BENCH_ACTIONS, BENCH_POLICY } from './policy.js';
-import { machineLoad } from './procs.js';
+import { loadAverages, machineLoad } from './procs.js';
 import { cpuMsPer, Recorder } from './recorder.js';
 import { formatTable, judgeTargets, ratios, type LatencyRow, type LoadSimResult } from './report.js';
 import {
@@ -57,7 +64,13 @@ open loop (arrivals at a rate, Poisson; docs/performance.md):
   --knee-max-steps N  at most N steps per loop (default 30)
   --knee-p99 MS       p99 a sustained loop keeps under (default 2000); --knee-completion (default 0.98)
   --pending-rate R    with --pending, creates per second while filling (default 50)
-  --timer-rate R      (open loop) timer requests per second beside the approvals (default 2)`;
+  --timer-rate R      (open loop) timer requests per second beside the approvals (default 2)
+open requests (issue 21 item 3; no floor, no knee):
+  --open N            hold N requests open (created through the API at --open-rate), sampling the memory of the
+                      API, the worker and the dev server at 10/25/50/100 % of N; approvals and timer requests are
+                      measured at --rate R (default 4) with none open, then with the N open
+  --open-rate F       creates per second at most while filling (default 40)
+  --open-fill-max S   start no create after S s of filling; measure with what is open then (default 36000)`;
 
 interface Options {
   requests: number;
@@ -77,6 +90,7 @@ interface Options {
   out: string;
   phaseTimeoutMs: number;
   open: Omit<OpenOptions, 'pending' | 'concurrency' | 'phaseTimeoutMs'> | null;
+  openRequests: Omit<OpenRequestsOptions, 'concurrency' | 'phaseTimeoutMs'> | null;
 }
 
 function parseOptions(argv: string[]): Options | null {
@@ -111,6 +125,9 @@ function parseOptions(argv: string[]): Options | null {
       'knee-completion': { type: 'string' },
       'knee-max-steps': { type: 'string' },
       'pending-rate': { type: 'string' },
+      open: { type: 'string' },
+      'open-rate': { type: 'string' },
+      'open-fill-max': { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -133,8 +150,22 @@ function parseOptions(argv: string[]): Options | null {
     if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number`);
     return n;
   };
+  if (values.open !== undefined && (values['find-knee'] || values.pending !== undefined))
+    throw new Error('--open is a mode of its own: not with --find-knee or --pending');
+  const openRequests =
+    values.open === undefined
+      ? null
+      : {
+          count: int('open', values.open, 0, 1),
+          fillRate: num('open-rate', values['open-rate'], 40),
+          fillMaxSec: num('open-fill-max', values['open-fill-max'], 36_000),
+          rate: num('rate', values.rate, 4),
+          durationSec: num('duration', values.duration, 20),
+          warmupSec: num('warmup', values.warmup, 5),
+          timerRate: num('timer-rate', values['timer-rate'], 2),
+        };
   const open =
-    values['find-knee'] || values.rate !== undefined
+    !openRequests && (values['find-knee'] || values.rate !== undefined)
       ? {
           findKnee: values['find-knee'] ?? false,
           rate: values.rate === undefined ? null : num('rate', values.rate, 1),
@@ -178,6 +209,7 @@ function parseOptions(argv: string[]): Options | null {
     out: path.resolve(values.out ?? path.join(ROOT, 'bench', 'results', `load-sim-${stamp}.json`)),
     phaseTimeoutMs: int('phase-timeout', values['phase-timeout'], 600, 1) * 1000,
     open,
+    openRequests,
   };
 }
 
@@ -203,9 +235,29 @@ export type OpenLoadSimResult = OpenResult & {
   failures: string[];
 };
 
-async function run(opts: Options): Promise<LoadSimResult | OpenLoadSimResult> {
+/** The open-requests run's JSON (`--open N`). */
+export type OpenRequestsLoadSimResult = OpenRequestsResult & {
+  version: 1;
+  mode: 'open-requests';
+  label: string | null;
+  command: string;
+  startedAt: string;
+  finishedAt: string;
+  options: OpenRequestsOptions;
+  machine: { cores: number; node: string; loadavgStart: number[]; loadavgEnd: number[] };
+  env: Record<string, string>;
+  resources: Recorder['resources'];
+  sdk: Recorder['sdk'];
+  temporalServer: Recorder['server'];
+  failures: string[];
+};
+
+type AnyResult = LoadSimResult | OpenLoadSimResult | OpenRequestsLoadSimResult;
+
+async function run(opts: Options): Promise<AnyResult> {
   const startedAt = new Date().toISOString();
   const loadavgStart = machineLoad().loadavg1;
+  const loadavgsStart = loadAverages();
   const profileDir = opts.profile ? opts.out.replace(/\.json$/, '') + '-profiles' : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   const service = await startService({
@@ -227,6 +279,8 @@ async function run(opts: Options): Promise<LoadSimResult | OpenLoadSimResult> {
   process.once('SIGINT', stop).once('SIGTERM', stop);
   const floor = await Floor.connect(service.temporalAddress, service.floorTaskQueue);
   try {
+    if (opts.openRequests)
+      return await measureOpenRequests(opts, opts.openRequests, service, { startedAt, loadavgStart: loadavgsStart });
     if (opts.open) return await measureOpen(opts, opts.open, service, floor, { startedAt, loadavgStart });
     return await measure(opts, service, floor, { startedAt, loadavgStart });
   } finally {
@@ -371,6 +425,39 @@ async function measureOpen(
   };
 }
 
+async function measureOpenRequests(
+  opts: Options,
+  open: NonNullable<Options['openRequests']>,
+  service: Service,
+  m: { startedAt: string; loadavgStart: number[] },
+): Promise<OpenRequestsLoadSimResult> {
+  const rec = new Recorder(service);
+  const client = new GuardClient(service.url, service.signingSecret);
+  const full = { ...open, concurrency: opts.concurrency, phaseTimeoutMs: opts.phaseTimeoutMs };
+  const result = await runOpenRequests(full, service, client, rec, log);
+  return {
+    version: 1,
+    mode: 'open-requests',
+    label: opts.label,
+    command: `npm run load-sim -- ${process.argv.slice(2).join(' ')}`.trim(),
+    startedAt: m.startedAt,
+    finishedAt: new Date().toISOString(),
+    options: full,
+    machine: {
+      cores: machineLoad().cores,
+      node: process.version,
+      loadavgStart: m.loadavgStart,
+      loadavgEnd: loadAverages(),
+    },
+    env: opts.env,
+    ...result,
+    resources: rec.resources,
+    sdk: rec.sdk,
+    temporalServer: rec.server,
+    failures: rec.failures,
+  };
+}
+
 interface PendingResult {
   count: number;
   fillSec: number;
@@ -417,15 +504,21 @@ function ratioOf(a: number | null | undefined, b: number | null | undefined): nu
   return a == null || b == null || b === 0 ? null : Math.round((a / b) * 100) / 100;
 }
 
+function format(result: AnyResult): string {
+  if (!('mode' in result)) return formatTable(result);
+  return result.mode === 'open-requests' ? formatOpenRequestsTable(result) : formatOpenTable(result);
+}
+
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
   if (!opts) return;
   const result = await run(opts);
   mkdirSync(path.dirname(opts.out), { recursive: true });
   writeFileSync(opts.out, `${JSON.stringify(result, null, 2)}\n`);
-  console.log('mode' in result ? formatOpenTable(result) : formatTable(result));
+  console.log(format(result));
+  const load = (l: number | number[]) => (Array.isArray(l) ? l.join(' ') : l);
   console.log(
-    `\nmachine: ${result.machine.cores} cores, load average ${result.machine.loadavgStart} → ${result.machine.loadavgEnd}`,
+    `\nmachine: ${result.machine.cores} cores, load average ${load(result.machine.loadavgStart)} → ${load(result.machine.loadavgEnd)}`,
   );
   if (result.failures.length) console.log(`failures:\n  ${result.failures.join('\n  ')}`);
   console.log(`result: ${path.relative(process.cwd(), opts.out)}`);

@@ -3,9 +3,9 @@ import type { AtRate, OpenResult, PerOp } from './open-run.js';
 import type { Summary } from './stats.js';
 
 const cell = (v: unknown, w: number) => String(v ?? 'n/a').padEnd(w);
-const pct = (s: Summary | null) => (s ? `${s.p50} / ${s.p95} / ${s.p99}` : 'n/a');
+export const pct = (s: Summary | null) => (s ? `${s.p50} / ${s.p95} / ${s.p99}` : 'n/a');
 
-function table(head: string[], rows: unknown[][]): string {
+export function table(head: string[], rows: unknown[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i] ?? 'n/a').length)) + 2);
   return [head, ...rows]
     .map((r) =>

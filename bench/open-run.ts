@@ -157,8 +157,12 @@ async function measureFloor(
   };
 }
 
-async function measureService(
-  opts: OpenOptions,
+/**
+ * Approvals at `rate` for `durationSec` (their create, ack, decision → agent and cost per approval), then again with
+ * timer requests arriving beside them at `timerRate`, whose escalation and expiry lateness is read from the audit.
+ */
+export async function measureService(
+  opts: Pick<OpenOptions, 'durationSec' | 'timerRate'>,
   service: Service,
   client: GuardClient,
   rec: Recorder,

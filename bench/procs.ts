@@ -112,6 +112,16 @@ export class UsageMonitor {
 
 export const round1 = (v: number): number => Math.round(v * 10) / 10;
 
+/** The 1-, 5- and 15-minute load averages (`uptime`'s); [-1, -1, -1] without /proc. */
+export function loadAverages(): [number, number, number] {
+  try {
+    const [a, b, c] = readFileSync('/proc/loadavg', 'utf8').split(' ').map(Number);
+    return [a ?? -1, b ?? -1, c ?? -1];
+  } catch {
+    return [-1, -1, -1];
+  }
+}
+
 /** The 1-minute load average and core count: the report says how busy the machine was. */
 export function machineLoad(): { loadavg1: number; cores: number } {
   try {

@@ -51,6 +51,8 @@ export interface Service {
   sdkMetricsUrl: string | null;
   /** The Temporal server's metrics, for RPCs and database operations per approval. */
   serverMetricsUrl: string | null;
+  /** The embedded dev server's SQLite file (its size is part of what an open request costs); null for another server. */
+  temporalDbFile: string | null;
   floorTaskQueue: string;
   close(): Promise<void>;
 }
@@ -91,6 +93,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     const base = {
       temporalAddress: temporal.address,
       serverMetricsUrl: temporal.metricsUrl ?? null,
+      temporalDbFile: temporal.dbFile ?? null,
       floorTaskQueue: floor.taskQueue,
       close,
     };
@@ -131,7 +134,7 @@ async function resolveTemporal(
   opts: ServiceOptions,
   dir: string,
   cleanups: Array<() => Promise<void>>,
-): Promise<{ address: string; pid?: number; metricsUrl?: string }> {
+): Promise<{ address: string; pid?: number; metricsUrl?: string; dbFile?: string }> {
   if (opts.temporal) {
     await registerSearchAttributes(opts.temporal, NAMESPACE, GUARD_SEARCH_ATTRIBUTES);
     return {
@@ -142,8 +145,9 @@ async function resolveTemporal(
   }
   opts.log('starting the embedded Temporal dev server (headless, temporary SQLite file)');
   const metricsPort = await freePort();
+  const dbFile = path.join(dir, 'temporal.sqlite');
   const server: DevServer = await startDevServer({
-    dbFile: path.join(dir, 'temporal.sqlite'),
+    dbFile,
     port: await freePort(),
     namespace: NAMESPACE,
     searchAttributes: GUARD_SEARCH_ATTRIBUTES,
@@ -151,7 +155,7 @@ async function resolveTemporal(
     metricsPort,
   });
   cleanups.push(() => server.stop());
-  return { address: server.address, pid: server.pid, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
+  return { address: server.address, pid: server.pid, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, dbFile };
 }
 
 function tsxArgs(entry: string, profileDir: string | undefined, name: string): string[] {
