@@ -5,7 +5,6 @@
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { tsImport } from 'tsx/esm/api';
 import type { DevServer } from '../../temporal/dev-server.js';
 
 /** Read back by global-teardown.ts (same process, but the two files share no module instance). */
@@ -22,7 +21,9 @@ type SearchAttributesModule = typeof import('../../temporal/search-attributes.js
 
 export default async function globalSetup(): Promise<void> {
   // Jest loads this file outside its module system, so Node resolves its imports natively and cannot load our `.ts`
-  // sources: tsx does that here.
+  // sources: tsx does that here. Jest's transform makes this file CommonJS, and tsx's CommonJS build of this API
+  // registers its loader at a path that does not exist: a dynamic import (kept as one) loads the ES module build.
+  const { tsImport } = await import('tsx/esm/api');
   const devServer = (await tsImport('../../temporal/dev-server.ts', import.meta.url)) as DevServerModule;
   const namespace = (await tsImport('../../temporal/namespace.ts', import.meta.url)) as NamespaceModule;
   const { GUARD_SEARCH_ATTRIBUTES } = (await tsImport(
