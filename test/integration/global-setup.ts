@@ -1,5 +1,6 @@
 /**
- * Starts one headless dev server for the whole integration run. Test files run in other module registries (or
+ * Starts one headless dev server for the whole integration run, and bundles the workflow code once for it
+ * (test/helpers/run-bundle.ts). Test files run in other module registries (or
  * processes), so they only get env vars; the handle stays on globalThis for global-teardown.ts (same process).
  */
 import { mkdtempSync } from 'node:fs';
@@ -18,6 +19,8 @@ export interface DevServerHandle {
 type DevServerModule = typeof import('../../temporal/dev-server.js');
 type NamespaceModule = typeof import('../../temporal/namespace.js');
 type SearchAttributesModule = typeof import('../../temporal/search-attributes.js');
+type RunBundleModule = typeof import('../helpers/run-bundle.js');
+type WorkerModule = typeof import('../../worker/worker.js');
 
 export default async function globalSetup(): Promise<void> {
   // Jest loads this file outside its module system, so Node resolves its imports natively and cannot load our `.ts`
@@ -30,20 +33,28 @@ export default async function globalSetup(): Promise<void> {
     '../../temporal/search-attributes.ts',
     import.meta.url,
   )) as SearchAttributesModule;
+  const { bundleForRun } = (await tsImport('../helpers/run-bundle.ts', import.meta.url)) as RunBundleModule;
+  const { workflowsPath } = (await tsImport('../../worker/worker.ts', import.meta.url)) as WorkerModule;
   const external = process.env.TEMPORAL_TEST_ADDRESS;
   if (external) {
     // A server someone else runs: only make sure it knows our search attributes.
-    await namespace.registerSearchAttributes(external, 'default', GUARD_SEARCH_ATTRIBUTES);
+    await Promise.all([
+      bundleForRun(workflowsPath),
+      namespace.registerSearchAttributes(external, 'default', GUARD_SEARCH_ATTRIBUTES),
+    ]);
     return;
   }
   const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'guard-it-'));
   const dbFile = path.join(tmpDir, 'temporal.db');
-  const server = await devServer.startDevServer({
-    dbFile,
-    port: await devServer.freePort(),
-    namespace: 'default',
-    searchAttributes: GUARD_SEARCH_ATTRIBUTES,
-  });
+  const [server] = await Promise.all([
+    devServer.startDevServer({
+      dbFile,
+      port: await devServer.freePort(),
+      namespace: 'default',
+      searchAttributes: GUARD_SEARCH_ATTRIBUTES,
+    }),
+    bundleForRun(workflowsPath),
+  ]);
   process.env.TEMPORAL_TEST_ADDRESS = server.address;
   process.env.TEMPORAL_TEST_DB = dbFile;
   const handle: DevServerHandle = { server, tmpDir };
