@@ -22,6 +22,16 @@ type SearchAttributesModule = typeof import('../../temporal/search-attributes.js
 type RunBundleModule = typeof import('../helpers/run-bundle.js');
 type WorkerModule = typeof import('../../worker/worker.js');
 
+/**
+ * The server refuses to delete a closed run until its queues have checkpointed past the run's close tasks, which they
+ * do every 30 s (history.*ProcessorUpdateAckInterval): each purge a test waits for took 20 to 40 s. Every second here,
+ * so a purge lands within a sweep or two; what the tests check of purges is the same either way.
+ */
+const QUICK_DELETES = [
+  'history.transferProcessorUpdateAckInterval="1s"',
+  'history.visibilityProcessorUpdateAckInterval="1s"',
+];
+
 export default async function globalSetup(): Promise<void> {
   // Jest loads this file outside its module system, so Node resolves its imports natively and cannot load our `.ts`
   // sources: tsx does that here. Jest's transform makes this file CommonJS, and tsx's CommonJS build of this API
@@ -52,6 +62,7 @@ export default async function globalSetup(): Promise<void> {
       port: await devServer.freePort(),
       namespace: 'default',
       searchAttributes: GUARD_SEARCH_ATTRIBUTES,
+      dynamicConfig: QUICK_DELETES,
     }),
     bundleForRun(workflowsPath),
   ]);
