@@ -30,6 +30,8 @@ export interface DevServerOptions {
   metricsPort?: number;
   /** Restart the server whenever it exits without stop() being called: same port, same database file. */
   supervise?: Supervision;
+  /** More `--dynamic-config-value KEY=VALUE` settings, after the defaults below (tests tune the server's pace). */
+  dynamicConfig?: string[];
 }
 
 export interface Supervision {
@@ -174,6 +176,7 @@ function devServerArgs(dbFile: string, opts: DevServerOptions): string[] {
     'system.forceSearchAttributesCacheRefreshOnRead=true',
     'matching.numTaskqueueReadPartitions=1',
     'matching.numTaskqueueWritePartitions=1',
+    ...(opts.dynamicConfig ?? []),
   ]) {
     args.push('--dynamic-config-value', kv);
   }

@@ -14,6 +14,7 @@ import { createMetrics, type Metrics } from '../../observability/metrics.js';
 import { WORKFLOW_TRACING_MODULE, type Tracing } from '../../observability/tracing.js';
 import { startWorker, type RunningWorker } from '../../worker/run.js';
 import { workflowsPath } from '../../worker/worker.js';
+import { workflowBundle } from '../helpers/workflow-bundle.js';
 import {
   blockActionPayload,
   expectNoUnexpectedRefusals,
@@ -26,12 +27,7 @@ import { ADMIN_TOKEN, SIGNING_SECRET, TEST_POLICY, testLog } from './fixtures.js
 // Suites import these with the harness; they live in fixtures.ts, which the harness builds on.
 export { ADMIN_TOKEN, SIGNING_SECRET, TEST_POLICY };
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | null = null;
-/** The workflow code, bundled once per test file. */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath, logger: quietLogger });
-  return bundle;
-}
+export { workflowBundle };
 
 let tracedBundle: Promise<WorkflowBundleWithSourceMap> | null = null;
 /** The workflow code with the OpenTelemetry workflow interceptors, for harnesses started with `tracing`. */

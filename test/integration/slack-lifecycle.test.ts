@@ -150,8 +150,11 @@ describe('updates after each click', () => {
     const escalated = await waitForMessage(h, req.requestId, (m) => textOf(m).includes('Escalated'));
     expect(textOf(escalated)).toContain('Approvals: 0 of 2');
     expect(actionIds(escalated)).toEqual(['approve', 'deny']);
-    // The threaded notice is its own call, after the update's: it may land a moment later.
-    await eventually(() => h.fakeSlack.threadReplies(escalated.channel, escalated.ts).length > 0, 10_000);
+    // The notice goes out beside the message update, not after it: it may land second.
+    await h.fakeSlack.waitFor(
+      (c) => c.method === 'chat.postMessage' && c.args.thread_ts === escalated.ts && c.status === 200,
+      10_000,
+    );
     const thread = h.fakeSlack.threadReplies(escalated.channel, escalated.ts);
     expect(thread).toHaveLength(1);
     expect(thread[0]?.text).toContain('Escalation');

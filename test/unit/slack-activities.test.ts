@@ -5,6 +5,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
 import { LogLevel, WebClient } from '@slack/web-api';
 import { createSlackActivities, type SlackActivities } from '../../activities/slack.js';
 import { FAKE_TEAM, startFakeSlack, type FakeSlack } from '../../dev/fake-slack.js';
@@ -19,7 +20,8 @@ import { makePlan, makeRequest } from '../fixtures/plans.js';
 
 let fake: FakeSlack;
 let activities: SlackActivities;
-const env = new MockActivityEnvironment();
+// The refusals these tests provoke are asserted, not logged (the SDK's default logger prints them at WARN).
+const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
 const run = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> => env.run(fn, ...args);
 
 beforeAll(async () => {

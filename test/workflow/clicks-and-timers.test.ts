@@ -3,7 +3,7 @@
  * both timers start with the request; the archive goes out beside the final Slack update.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { WorkflowBundleOption } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import type { approvalWorkflow } from '../../workflows/approval.js';
@@ -23,7 +23,7 @@ import { makePlan } from '../fixtures/plans.js';
 import { approvalInput, eventually, mockActivities, SLACK_REF, useSuite, withWorker } from './harness.js';
 
 let env: TestWorkflowEnvironment;
-let bundle: WorkflowBundleWithSourceMap;
+let bundle: WorkflowBundleOption;
 
 useSuite((s) => ({ env, bundle } = s));
 

@@ -3,10 +3,9 @@
  * time is computed from the server's clock (`env.currentTimeMs()`), which earlier tests have moved on.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import type { Plan } from '../../domain/plan.js';
-import { workflowsPath } from '../../worker/worker.js';
 import type { SignalDefinition } from '@temporalio/common';
 import {
   approveSignal,
@@ -17,22 +16,22 @@ import {
   type RequestView,
 } from '../../workflows/messages.js';
 import { makePlan } from '../fixtures/plans.js';
-import { approvalInput, eventRecorder, eventually, mockActivities, SLACK_REF, withWorker } from './harness.js';
-import { createTimeSkippingEnv } from './helpers.js';
+import {
+  approvalInput,
+  eventRecorder,
+  eventually,
+  mockActivities,
+  SLACK_REF,
+  useSuite,
+  withWorker,
+} from './harness.js';
 
 const HOUR_MS = 3600_000;
 
 let env: TestWorkflowEnvironment;
-let bundle: WorkflowBundleWithSourceMap;
-
-beforeAll(async () => {
-  env = await createTimeSkippingEnv();
-  bundle = await bundleWorkflowCode({ workflowsPath });
-}, 120_000);
-
-afterAll(async () => {
-  await env?.teardown();
-});
+let bundle: WorkflowBundleOption;
+// The SDK's logs at ERROR like the other workflow suites (its worker INFO lines were the bulk of the run's output).
+useSuite((s) => ({ env, bundle } = s));
 
 /** A request living `hours`, escalating `beforeHours` before it expires. */
 async function escalatingInput(hours: number, beforeHours: number, plan: Partial<Plan> = {}) {

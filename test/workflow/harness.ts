@@ -3,14 +3,7 @@
  * breaks the tests at compile time), a worker per test on its own task queue, and the workflow's sink events.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import {
-  bundleWorkflowCode,
-  DefaultLogger,
-  Runtime,
-  Worker,
-  type InjectedSinks,
-  type WorkflowBundleWithSourceMap,
-} from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker, type InjectedSinks, type WorkflowBundleOption } from '@temporalio/worker';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -19,24 +12,24 @@ import type { ArchiveActivities } from '../../activities/archive.js';
 import type { SlackActivities } from '../../activities/slack.js';
 import type { GuardSinks } from '../../workflows/approval.js';
 import type { ApprovalInput, GuardEventBatch, RequestView } from '../../workflows/messages.js';
-import { workflowsPath } from '../../worker/worker.js';
 import { makePlan, makeRequest } from '../fixtures/plans.js';
 import { eventually as untilDefined } from '../helpers/eventually.js';
+import { workflowBundle } from '../helpers/workflow-bundle.js';
 import { createTimeSkippingEnv } from './helpers.js';
 
 /**
  * The time-skipping server and the workflow bundle for one suite, with the SDK's own logs (worker INFO lines,
  * activity failures a test provokes) turned down to errors. The Runtime must be installed before anything else.
  */
-export async function setUpSuite(): Promise<{ env: TestWorkflowEnvironment; bundle: WorkflowBundleWithSourceMap }> {
+export async function setUpSuite(): Promise<{ env: TestWorkflowEnvironment; bundle: WorkflowBundleOption }> {
   const logger = new DefaultLogger('ERROR');
   Runtime.install({ logger, telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } } });
-  const [env, bundle] = await Promise.all([createTimeSkippingEnv(), bundleWorkflowCode({ workflowsPath, logger })]);
+  const [env, bundle] = await Promise.all([createTimeSkippingEnv(), workflowBundle()]);
   return { env, bundle };
 }
 
 /** Sets the suite up before its tests (handing `env` and `bundle` to `set`) and tears the environment down after. */
-export function useSuite(set: (suite: { env: TestWorkflowEnvironment; bundle: WorkflowBundleWithSourceMap }) => void) {
+export function useSuite(set: (suite: { env: TestWorkflowEnvironment; bundle: WorkflowBundleOption }) => void) {
   let env: TestWorkflowEnvironment | undefined;
   beforeAll(async () => {
     const suite = await setUpSuite();
@@ -126,7 +119,7 @@ export function eventRecorder() {
 
 export interface RunOptions {
   env: TestWorkflowEnvironment;
-  bundle: WorkflowBundleWithSourceMap;
+  bundle: WorkflowBundleOption;
   mocks?: ActivityMocks;
   sinks?: InjectedSinks<GuardSinks>;
   /** 0 makes every workflow task a full replay from history (and turns sticky queues off). */

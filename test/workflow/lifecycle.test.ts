@@ -3,7 +3,7 @@
  * timers and decisions, persona gating, Updates and Signals, and the Slack and archive side effects.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { WorkflowBundleOption } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import proto from '@temporalio/proto';
@@ -40,7 +40,7 @@ import {
 } from './harness.js';
 
 let env: TestWorkflowEnvironment;
-let bundle: WorkflowBundleWithSourceMap;
+let bundle: WorkflowBundleOption;
 
 useSuite((s) => ({ env, bundle } = s));
 
