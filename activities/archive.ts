@@ -95,23 +95,10 @@ export function createArchiveActivities({
   writerId = defaultWriterId(),
   append = appendLine,
 }: ArchiveDeps) {
-  /**
-   * Attempts running in this process, by request: a local attempt the workflow gave up on (its 5 s passed) may still
-   * be writing when the normal activity that follows it starts here; that one waits for it, then finds its line.
-   */
-  const running = new Map<string, Promise<unknown>>();
-  const archive = async (record: ArchiveRecord): Promise<{ file: string }> => {
-    const { requestId } = record.input;
-    const earlier = running.get(requestId);
-    if (earlier) await earlier.catch(() => {});
-    const attempt = archiveOnce(record);
-    running.set(requestId, attempt);
-    try {
-      return await attempt;
-    } finally {
-      if (running.get(requestId) === attempt) running.delete(requestId);
-    }
-  };
+  const archive = oneAtATime(
+    (record: ArchiveRecord) => record.input.requestId,
+    (r) => archiveOnce(r),
+  );
   /**
    * Appends the final record as one JSON line, durably, then counts it. Any failure is counted by errno and
    * rethrown as retryable: the workflow retries without limit, and stays open (so unpurgeable) until it lands.
@@ -219,3 +206,24 @@ function parsedRequestId(line: string): unknown {
 }
 
 export type ArchiveActivities = ReturnType<typeof createArchiveActivities>;
+
+/**
+ * Calls of `fn` for one key wait for the one running in this process: a local archive attempt the workflow gave up
+ * on (its 5 s passed) may still be writing when the normal activity that follows it starts here; that one waits for
+ * it, then finds its line.
+ */
+function oneAtATime<A, R>(keyOf: (arg: A) => string, fn: (arg: A) => Promise<R>): (arg: A) => Promise<R> {
+  const running = new Map<string, Promise<unknown>>();
+  return async (arg) => {
+    const key = keyOf(arg);
+    const earlier = running.get(key);
+    if (earlier) await earlier.catch(() => {});
+    const attempt = fn(arg);
+    running.set(key, attempt);
+    try {
+      return await attempt;
+    } finally {
+      if (running.get(key) === attempt) running.delete(key);
+    }
+  };
+}
