@@ -21,6 +21,7 @@ type NamespaceModule = typeof import('../../temporal/namespace.js');
 type SearchAttributesModule = typeof import('../../temporal/search-attributes.js');
 type RunBundleModule = typeof import('../helpers/run-bundle.js');
 type WorkerModule = typeof import('../../worker/worker.js');
+type NativeAddonModule = typeof import('../helpers/native-addon.js');
 
 /**
  * The server refuses to delete a closed run until its queues have checkpointed past the run's close tasks, which they
@@ -45,6 +46,11 @@ export default async function globalSetup(): Promise<void> {
   )) as SearchAttributesModule;
   const { bundleForRun } = (await tsImport('../helpers/run-bundle.ts', import.meta.url)) as RunBundleModule;
   const { workflowsPath } = (await tsImport('../../worker/worker.ts', import.meta.url)) as WorkerModule;
+  const { openNativeAddonChannels } = (await tsImport(
+    '../helpers/native-addon.ts',
+    import.meta.url,
+  )) as NativeAddonModule;
+  await openNativeAddonChannels();
   const external = process.env.TEMPORAL_TEST_ADDRESS;
   if (external) {
     // A server someone else runs: only make sure it knows our search attributes.
