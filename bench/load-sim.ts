@@ -218,16 +218,16 @@ const row = (p: { latency: LatencyRow['latency']; perSec: number }): LatencyRow 
   perSec: p.perSec,
 });
 
-/** The open-loop run's JSON: its result plus the run's context and raw measurements. */
-export type OpenLoadSimResult = OpenResult & {
+/** What every open-mode run's JSON carries around its result: the run's context and the raw measurements. */
+type RunEnvelope<Mode extends string, O, Load> = {
   version: 1;
-  mode: 'open';
+  mode: Mode;
   label: string | null;
   command: string;
   startedAt: string;
   finishedAt: string;
-  options: OpenOptions;
-  machine: { cores: number; node: string; loadavgStart: number; loadavgEnd: number };
+  options: O;
+  machine: { cores: number; node: string; loadavgStart: Load; loadavgEnd: Load };
   env: Record<string, string>;
   resources: Recorder['resources'];
   sdk: Recorder['sdk'];
@@ -235,22 +235,42 @@ export type OpenLoadSimResult = OpenResult & {
   failures: string[];
 };
 
+/** The open-loop run's JSON (`--rate R`). */
+export type OpenLoadSimResult = OpenResult & RunEnvelope<'open', OpenOptions, number>;
+
 /** The open-requests run's JSON (`--open N`). */
-export type OpenRequestsLoadSimResult = OpenRequestsResult & {
-  version: 1;
-  mode: 'open-requests';
-  label: string | null;
-  command: string;
-  startedAt: string;
-  finishedAt: string;
-  options: OpenRequestsOptions;
-  machine: { cores: number; node: string; loadavgStart: number[]; loadavgEnd: number[] };
-  env: Record<string, string>;
-  resources: Recorder['resources'];
-  sdk: Recorder['sdk'];
-  temporalServer: Recorder['server'];
-  failures: string[];
-};
+export type OpenRequestsLoadSimResult = OpenRequestsResult &
+  RunEnvelope<'open-requests', OpenRequestsOptions, number[]>;
+
+/** The envelope of a run that started at `started` (its time and load average) and has just finished. */
+function envelope<Mode extends string, O, Load>(
+  mode: Mode,
+  opts: Options,
+  options: O,
+  rec: Recorder,
+  started: { at: string; loadavg: Load; loadavgNow: () => Load },
+): RunEnvelope<Mode, O, Load> {
+  return {
+    version: 1,
+    mode,
+    label: opts.label,
+    command: `npm run load-sim -- ${process.argv.slice(2).join(' ')}`.trim(),
+    startedAt: started.at,
+    finishedAt: new Date().toISOString(),
+    options,
+    machine: {
+      cores: machineLoad().cores,
+      node: process.version,
+      loadavgStart: started.loadavg,
+      loadavgEnd: started.loadavgNow(),
+    },
+    env: opts.env,
+    resources: rec.resources,
+    sdk: rec.sdk,
+    temporalServer: rec.server,
+    failures: rec.failures,
+  };
+}
 
 type AnyResult = LoadSimResult | OpenLoadSimResult | OpenRequestsLoadSimResult;
 
@@ -402,27 +422,8 @@ async function measureOpen(
   const client = new GuardClient(service.url, service.signingSecret);
   const full = { ...open, pending: opts.pending, concurrency: opts.concurrency, phaseTimeoutMs: opts.phaseTimeoutMs };
   const result = await runOpenLoop(full, service, client, floor, rec, log);
-  return {
-    version: 1,
-    mode: 'open',
-    label: opts.label,
-    command: `npm run load-sim -- ${process.argv.slice(2).join(' ')}`.trim(),
-    startedAt: meta.startedAt,
-    finishedAt: new Date().toISOString(),
-    options: full,
-    machine: {
-      cores: machineLoad().cores,
-      node: process.version,
-      loadavgStart: meta.loadavgStart,
-      loadavgEnd: machineLoad().loadavg1,
-    },
-    env: opts.env,
-    ...result,
-    resources: rec.resources,
-    sdk: rec.sdk,
-    temporalServer: rec.server,
-    failures: rec.failures,
-  };
+  const started = { at: meta.startedAt, loadavg: meta.loadavgStart, loadavgNow: () => machineLoad().loadavg1 };
+  return { ...envelope('open', opts, full, rec, started), ...result };
 }
 
 async function measureOpenRequests(
@@ -435,27 +436,8 @@ async function measureOpenRequests(
   const client = new GuardClient(service.url, service.signingSecret);
   const full = { ...open, concurrency: opts.concurrency, phaseTimeoutMs: opts.phaseTimeoutMs };
   const result = await runOpenRequests(full, service, client, rec, log);
-  return {
-    version: 1,
-    mode: 'open-requests',
-    label: opts.label,
-    command: `npm run load-sim -- ${process.argv.slice(2).join(' ')}`.trim(),
-    startedAt: m.startedAt,
-    finishedAt: new Date().toISOString(),
-    options: full,
-    machine: {
-      cores: machineLoad().cores,
-      node: process.version,
-      loadavgStart: m.loadavgStart,
-      loadavgEnd: loadAverages(),
-    },
-    env: opts.env,
-    ...result,
-    resources: rec.resources,
-    sdk: rec.sdk,
-    temporalServer: rec.server,
-    failures: rec.failures,
-  };
+  const started = { at: m.startedAt, loadavg: m.loadavgStart, loadavgNow: loadAverages };
+  return { ...envelope('open-requests', opts, full, rec, started), ...result };
 }
 
 interface PendingResult {
