@@ -12,7 +12,8 @@ const swc = [
     sourceMaps: 'inline',
   },
 ];
-const common = {
+/** What every suite shares, the cluster suite (test/cluster/jest.config.js) included. */
+export const common = {
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': swc },
   moduleNameMapper: {
