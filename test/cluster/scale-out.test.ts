@@ -267,7 +267,13 @@ test('a worker killed with -9 mid-load loses nothing: every request is decided o
       expect(processesInGroup(victim.pid).length).toBeGreaterThan(0);
       killGroup(victim.pid, 'SIGKILL');
       await victim.exited;
-      expect(processesInGroup(victim.pid)).toEqual([]);
+      // SIGKILL reaches the whole group at once, but each member exits on its own: the leader's exit does not mean the
+      // others are gone yet (seen in CI: one member still in the group). None may survive it, though.
+      await pollUntil(
+        "the killed worker's process group to be gone",
+        async () => (processesInGroup(victim.pid).length === 0 ? true : undefined),
+        { timeoutMs: 5_000, intervalMs: 20 },
+      );
     }
   }
   expect((await Promise.all(clicks)).length).toBe(N);
