@@ -242,27 +242,27 @@ export type OpenLoadSimResult = OpenResult & RunEnvelope<'open', OpenOptions, nu
 export type OpenRequestsLoadSimResult = OpenRequestsResult &
   RunEnvelope<'open-requests', OpenRequestsOptions, number[]>;
 
-/** The envelope of a run that started at `started` (its time and load average) and has just finished. */
+/** The envelope of a run that has just finished: when it started, and the load average at its start and now. */
 function envelope<Mode extends string, O, Load>(
   mode: Mode,
   opts: Options,
   options: O,
   rec: Recorder,
-  started: { at: string; loadavg: Load; loadavgNow: () => Load },
+  span: { startedAt: string; loadavgStart: Load; loadavgEnd: Load },
 ): RunEnvelope<Mode, O, Load> {
   return {
     version: 1,
     mode,
     label: opts.label,
     command: `npm run load-sim -- ${process.argv.slice(2).join(' ')}`.trim(),
-    startedAt: started.at,
+    startedAt: span.startedAt,
     finishedAt: new Date().toISOString(),
     options,
     machine: {
       cores: machineLoad().cores,
       node: process.version,
-      loadavgStart: started.loadavg,
-      loadavgEnd: started.loadavgNow(),
+      loadavgStart: span.loadavgStart,
+      loadavgEnd: span.loadavgEnd,
     },
     env: opts.env,
     resources: rec.resources,
@@ -422,8 +422,8 @@ async function measureOpen(
   const client = new GuardClient(service.url, service.signingSecret);
   const full = { ...open, pending: opts.pending, concurrency: opts.concurrency, phaseTimeoutMs: opts.phaseTimeoutMs };
   const result = await runOpenLoop(full, service, client, floor, rec, log);
-  const started = { at: meta.startedAt, loadavg: meta.loadavgStart, loadavgNow: () => machineLoad().loadavg1 };
-  return { ...envelope('open', opts, full, rec, started), ...result };
+  const span = { ...meta, loadavgEnd: machineLoad().loadavg1 };
+  return { ...envelope('open', opts, full, rec, span), ...result };
 }
 
 async function measureOpenRequests(
@@ -436,8 +436,8 @@ async function measureOpenRequests(
   const client = new GuardClient(service.url, service.signingSecret);
   const full = { ...open, concurrency: opts.concurrency, phaseTimeoutMs: opts.phaseTimeoutMs };
   const result = await runOpenRequests(full, service, client, rec, log);
-  const started = { at: m.startedAt, loadavg: m.loadavgStart, loadavgNow: loadAverages };
-  return { ...envelope('open-requests', opts, full, rec, started), ...result };
+  const span = { ...m, loadavgEnd: loadAverages() };
+  return { ...envelope('open-requests', opts, full, rec, span), ...result };
 }
 
 interface PendingResult {

@@ -6,12 +6,12 @@
  * worker"). Run it before and after a change to the workflow code, back to back.
  */
 import proto from '@temporalio/proto';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promiseHooks } from 'node:v8';
 import { parseArgs } from 'node:util';
-import { workflowsPath } from '../worker/worker.js';
+import { workflowBundle } from '../test/helpers/workflow-bundle.js';
 import { ROOT } from './service.js';
 
 const FIXTURES = path.join(ROOT, 'test/fixtures/histories');
@@ -34,7 +34,7 @@ async function countPromises(replay: () => Promise<void>): Promise<number> {
 
 type History = proto.temporal.api.history.v1.IHistory;
 
-async function measure(bundle: { code: string }, name: string, runs: number) {
+async function measure(bundle: WorkflowBundleOption, name: string, runs: number) {
   const json: unknown = JSON.parse(readFileSync(path.join(FIXTURES, `${name}.json`), 'utf8'));
   const history: History = proto.temporal.api.history.v1.History.fromObject(json as object);
   const sinks = { guard: { events: { fn: () => undefined, callDuringReplay: false } } };
@@ -71,9 +71,7 @@ async function main(): Promise<void> {
         .filter((f) => f.endsWith('.json'))
         .map((f) => f.replace(/\.json$/, ''));
   Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const quiet = () => undefined;
-  const logger = { trace: quiet, debug: quiet, info: quiet, warn: quiet, error: console.error, log: quiet };
-  const bundle = await bundleWorkflowCode({ workflowsPath, logger });
+  const bundle = await workflowBundle();
   console.log(`history                 events  CPU ms  wall ms  promises   (per replay, ${runs} replays each)`);
   for (const name of names) {
     const r = await measure(bundle, name, runs);
