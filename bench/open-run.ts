@@ -45,6 +45,8 @@ export interface AtRate {
 export interface PerOp {
   cpuMs: number | null;
   dbOps: number | null;
+  /** The database operations by the server's persistence operation (the JSON only). */
+  dbOpsByKind: Record<string, number> | null;
   /** Workflow and activity tasks completed (the server's RespondWorkflowTaskCompleted / RespondActivityTaskCompleted). */
   workflowTasks: number | null;
   activityTasks: number | null;
@@ -220,6 +222,7 @@ function perOp(rec: Recorder, phase: string, processes: string[], ops: number, {
   return {
     cpuMs: cpuMsPer(rec.resources[phase], processes, ops),
     dbOps: rec.server[phase]?.persistencePerOp ?? null,
+    dbOpsByKind: server?.persistenceByKind ?? null,
     workflowTasks: server ? (server.rpcsPerOp.RespondWorkflowTaskCompleted ?? 0) : null,
     activityTasks: server ? (server.rpcsPerOp.RespondActivityTaskCompleted ?? 0) : null,
     localActivities: per(sdk?.counts.localActivityExecution),

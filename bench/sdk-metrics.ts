@@ -66,14 +66,19 @@ export function sdkDelta(before: SdkScrape | null, after: SdkScrape | null): Sdk
 
 export type ServerScrape = Map<string, number>;
 
+/** Prefix of a scrape's per-operation persistence counts (RPC names have no colon). */
+const PERSISTENCE = 'persistence:';
+
 export interface ServerPhase {
   /** Frontend RPCs (clients and workers) per operation of the phase, by RPC name. */
   rpcsPerOp: Record<string, number>;
   /** Persistence (database) operations per operation of the phase. */
   persistencePerOp: number;
+  /** The same by the server's persistence operation (`CreateWorkflowExecution`, `UpdateWorkflowExecution`, ...). */
+  persistenceByKind: Record<string, number>;
 }
 
-/** `service_requests` of the frontend by operation, and the total of `persistence_requests`. */
+/** `service_requests` of the frontend by operation, and `persistence_requests` in total and by operation. */
 export async function scrapeServer(url: string | null): Promise<ServerScrape | null> {
   if (!url) return null;
   try {
@@ -83,13 +88,15 @@ export async function scrapeServer(url: string | null): Promise<ServerScrape | n
       const m = /^(service_requests|persistence_requests)\{([^}]*)\}\s+(\S+)/.exec(line);
       if (!m) continue;
       const labels = m[2]!;
+      const op = /operation="([^"]+)"/.exec(labels)?.[1];
+      const add = (key: string) => totals.set(key, (totals.get(key) ?? 0) + Number(m[3]));
       if (m[1] === 'persistence_requests') {
-        totals.set('persistence', (totals.get('persistence') ?? 0) + Number(m[3]));
+        add('persistence');
+        if (op) add(`${PERSISTENCE}${op}`);
         continue;
       }
       if (!labels.includes('service_name="frontend"')) continue;
-      const op = /operation="([^"]+)"/.exec(labels)?.[1];
-      if (op) totals.set(op, (totals.get(op) ?? 0) + Number(m[3]));
+      if (op) add(op);
     }
     return totals;
   } catch {
@@ -101,10 +108,13 @@ export function serverDelta(before: ServerScrape | null, after: ServerScrape | n
   if (!before || !after || ops === 0) return null;
   const per = (name: string) => Math.round((((after.get(name) ?? 0) - (before.get(name) ?? 0)) / ops) * 100) / 100;
   const rpcsPerOp: Record<string, number> = {};
+  const persistenceByKind: Record<string, number> = {};
   for (const name of after.keys()) {
     if (name === 'persistence') continue;
     const v = per(name);
-    if (v > 0) rpcsPerOp[name] = v;
+    if (v <= 0) continue;
+    if (name.startsWith(PERSISTENCE)) persistenceByKind[name.slice(PERSISTENCE.length)] = v;
+    else rpcsPerOp[name] = v;
   }
-  return { rpcsPerOp, persistencePerOp: per('persistence') };
+  return { rpcsPerOp, persistencePerOp: per('persistence'), persistenceByKind };
 }

@@ -165,15 +165,17 @@ function devServerArgs(dbFile: string, opts: DevServerOptions): string[] {
   args.push('--namespace', opts.namespace, '--log-level', opts.logLevel ?? 'warn');
   for (const [name, type] of Object.entries(opts.searchAttributes)) args.push('--search-attribute', `${name}=${type}`);
   if (opts.metricsPort !== undefined) args.push('--metrics-port', String(opts.metricsPort));
-  // Updates are on by default in recent servers; explicit so an older CLI behaves the same. The cache refresh makes a
-  // search attribute registered at run time usable at once instead of after the cache's TTL. One task queue partition:
+  // Updates are on by default in recent servers; explicit so an older CLI behaves the same. No search-attribute cache
+  // refresh on read: ours are registered by `--search-attribute` before the server serves, and the refresh cost a
+  // cluster-metadata and a namespace read (the latter under a server-wide lock) per search-attribute use, 25 of an
+  // approval's 42 database operations (docs/performance.md). One task queue partition:
   // with the default four, a task written to a partition no poller of our one or few workers waits on is forwarded or
   // read back from the database, which added seconds to the tail of Updates and new workflows' first tasks
   // (docs/performance.md).
   for (const kv of [
     'frontend.enableUpdateWorkflowExecution=true',
     'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',
-    'system.forceSearchAttributesCacheRefreshOnRead=true',
+    'system.forceSearchAttributesCacheRefreshOnRead=false',
     'matching.numTaskqueueReadPartitions=1',
     'matching.numTaskqueueWritePartitions=1',
     ...(opts.dynamicConfig ?? []),
