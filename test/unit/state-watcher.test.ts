@@ -322,6 +322,20 @@ describe('without the feed, or while it is down', () => {
     expect(told.every(({ v }) => v?.version === 2)).toBe(true);
   });
 
+  test('a new waiter is followed by a history long-poll at once, not at the next tick', async () => {
+    const t = new FakeTemporal();
+    // No tick within the test: only the watch's own start can follow it.
+    const w = watcher(t, { tickMs: 60_000, uncoveredSweepMs: 60_000 });
+    t.commit(view('ready_for_approval', 1));
+    const waiting = w.waitForChange('req_1', 1, 10_000);
+    await eventually(() => (t.follows.has('req_1') ? true : undefined), { timeoutMs: 1000 });
+    const started = Date.now();
+    t.commit(view('approved', 2));
+    expect((await waiting)?.version).toBe(2);
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(w.stats().historyPolls).toBe(1);
+  });
+
   test('the feed drops: history long-polls take over; it comes back: every watch is read again, polls end', async () => {
     const t = new FakeTemporal();
     const feed = new ManualFeed();
