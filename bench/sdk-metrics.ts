@@ -72,27 +72,39 @@ const PERSISTENCE = 'persistence:';
 export interface ServerPhase {
   /** Frontend RPCs (clients and workers) per operation of the phase, by RPC name. */
   rpcsPerOp: Record<string, number>;
-  /** Persistence (database) operations per operation of the phase. */
+  /**
+   * Database operations per operation of the phase: the server's persistence requests, the visibility store's
+   * included (its writes go to the same database on the dev server).
+   */
   persistencePerOp: number;
-  /** The same by the server's persistence operation (`CreateWorkflowExecution`, `UpdateWorkflowExecution`, ...). */
+  /**
+   * The same by operation (`CreateWorkflowExecution`, `UpdateWorkflowExecution`, ...; the visibility store's as
+   * `visibility:UpsertWorkflowExecution`, ...).
+   */
   persistenceByKind: Record<string, number>;
 }
 
-/** `service_requests` of the frontend by operation, and `persistence_requests` in total and by operation. */
+/**
+ * `service_requests` of the frontend by operation, and `persistence_requests` with `visibility_persistence_requests`
+ * in total and by operation.
+ */
 export async function scrapeServer(url: string | null): Promise<ServerScrape | null> {
   if (!url) return null;
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
     const totals: ServerScrape = new Map();
     for (const line of (await res.text()).split('\n')) {
-      const m = /^(service_requests|persistence_requests)\{([^}]*)\}\s+(\S+)/.exec(line);
+      const m = /^(service_requests|persistence_requests|visibility_persistence_requests)\{([^}]*)\}\s+(\S+)/.exec(
+        line,
+      );
       if (!m) continue;
       const labels = m[2]!;
       const op = /operation="([^"]+)"/.exec(labels)?.[1];
       const add = (key: string) => totals.set(key, (totals.get(key) ?? 0) + Number(m[3]));
-      if (m[1] === 'persistence_requests') {
+      if (m[1] !== 'service_requests') {
         add('persistence');
-        if (op) add(`${PERSISTENCE}${op}`);
+        const store = m[1] === 'visibility_persistence_requests' ? 'visibility:' : '';
+        if (op) add(`${PERSISTENCE}${store}${op}`);
         continue;
       }
       if (!labels.includes('service_name="frontend"')) continue;
