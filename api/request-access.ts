@@ -1,4 +1,4 @@
-import { NotFoundError } from '../gateway/types.js';
+import { NotFoundError, type ViewOptions } from '../gateway/types.js';
 import type { RequestView } from '../workflows/messages.js';
 import type { ApiDeps } from './deps.js';
 import { HttpError } from './errors.js';
@@ -11,10 +11,14 @@ export function requestIdFromToken(deps: Pick<ApiDeps, 'tokens'>, token: string 
   return requestId;
 }
 
-/** The request's current state, 404 when Temporal does not know it. */
-export async function findView(deps: Pick<ApiDeps, 'gateway'>, requestId: string): Promise<RequestView> {
+/** The request's current state, 404 when Temporal does not know it (`opts`: RequestGateway.view). */
+export async function findView(
+  deps: Pick<ApiDeps, 'gateway'>,
+  requestId: string,
+  opts?: ViewOptions,
+): Promise<RequestView> {
   try {
-    return await deps.gateway.view(requestId);
+    return await deps.gateway.view(requestId, opts);
   } catch (err) {
     if (err instanceof NotFoundError) throw new HttpError(404, 'not_found');
     throw err;

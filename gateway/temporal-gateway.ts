@@ -31,6 +31,7 @@ import {
   type RequestRow,
   type SentClick,
   type StartOutcome,
+  type ViewOptions,
 } from './types.js';
 import { APPROVAL_WORKFLOW_TYPE, openRequestsQuery, requestsQuery } from './visibility.js';
 import { TemporalWatchSource, type StuckReport } from './watch-source.js';
@@ -117,8 +118,8 @@ export class TemporalRequestGateway implements RequestGateway {
   }
 
   /** Current state; terminal states are immutable, so the watcher caches them. */
-  view(requestId: string): Promise<msg.RequestView> {
-    return this.watcher.current(requestId);
+  view(requestId: string, opts: ViewOptions = {}): Promise<msg.RequestView> {
+    return this.watcher.current(requestId, opts);
   }
 
   async input(requestId: string): Promise<msg.ApprovalInput> {

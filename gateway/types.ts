@@ -15,11 +15,19 @@ import type {
  * What the HTTP routes and the Slack handlers know of Temporal: this interface, nothing else. The Temporal
  * implementation is `TemporalRequestGateway`; route and Slack tests use an in-memory one.
  */
+export interface ViewOptions {
+  persisted?: boolean;
+}
+
 export interface RequestGateway {
   /** Starts a request; `idempotent` starts find an existing one with the same id instead of failing. */
   start(input: ApprovalInput, opts: { idempotent: boolean }): Promise<StartOutcome>;
-  /** The current state. Throws NotFoundError for an unknown (or purged) request. */
-  view(requestId: string): Promise<RequestView>;
+  /**
+   * The current state. Throws NotFoundError for an unknown (or purged) request. `persisted`: the state Temporal has
+   * persisted, without waiting for a workflow task in flight (for a waiter that then follows the request, and so
+   * hears what that task changes); otherwise a read right after a click shows the click.
+   */
+  view(requestId: string, opts?: ViewOptions): Promise<RequestView>;
   /** What the request was created with (its workflow input). Throws NotFoundError. */
   input(requestId: string): Promise<ApprovalInput>;
   /** Sends a command whose caller wants the outcome (API, admin, the edit modal). */

@@ -168,7 +168,7 @@ export class StateWatcher {
   /** Notices older than this may have been evicted from `recent`. */
   private recentFloor = Date.now();
   private readonly lastReads = new Map<string, ReadResult>();
-  private readonly inflight = new Map<string, Promise<ReadResult>>();
+  private readonly inflight = new Map<string, { run: Promise<ReadResult>; memoOnly: boolean }>();
   private readonly highQueue: Array<() => void> = [];
   private readonly lowQueue: Array<() => void> = [];
   private reading = 0;
@@ -217,13 +217,16 @@ export class StateWatcher {
     this.ticker.unref();
   }
 
-  /** The current state: known-current without a read when a watch is covered, else read (once per request). */
-  async current(requestId: string): Promise<RequestView> {
+  /**
+   * The current state: known-current without a read when a watch is covered, else read (once per request).
+   * `persisted`: the persisted state, not waiting for a workflow task in flight (RequestGateway.view).
+   */
+  async current(requestId: string, { persisted = false }: { persisted?: boolean } = {}): Promise<RequestView> {
     const cached = this.cached(requestId);
     if (cached) return cached;
     const w = this.watches.get(requestId);
     if (w?.latest && this.answerable(w)) return w.latest;
-    const { view } = await this.read(requestId, 'foreground');
+    const { view } = await this.read(requestId, 'foreground', persisted);
     return view;
   }
 
@@ -665,7 +668,8 @@ export class StateWatcher {
 
   private read(requestId: string, lane: Lane, memoOnly = false): Promise<ReadResult> {
     const pending = this.inflight.get(requestId);
-    if (pending) return pending;
+    // A read that waits for the task in flight serves a memo-only caller too; not the other way round.
+    if (pending && (memoOnly || !pending.memoOnly)) return pending.run;
     this.counts[lane] += 1;
     const epoch = this.feedUp ? this.epoch : null;
     const high = HIGH.has(lane);
@@ -685,8 +689,10 @@ export class StateWatcher {
         this.counts.failed += 1;
         throw err;
       }
-    })().finally(() => this.inflight.delete(requestId));
-    this.inflight.set(requestId, run);
+    })().finally(() => {
+      if (this.inflight.get(requestId)?.run === run) this.inflight.delete(requestId);
+    });
+    this.inflight.set(requestId, { run, memoOnly });
     return run;
   }
 

@@ -82,7 +82,8 @@ function waitRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       async (req) => {
         const requestId = requestIdFromToken(deps, req.query.token);
         const timeoutMs = Math.min(req.query.timeoutSec ?? DEFAULT_WAIT_SEC, MAX_WAIT_SEC) * 1000;
-        const view = await findView(deps, requestId);
+        // A waiter follows the request from the persisted state: what a task in flight changes is its next change.
+        const view = await findView(deps, requestId, { persisted: timeoutMs > 0 });
         if (isTerminal(view.status) || timeoutMs === 0) return waitBody(view, deps.receipts);
         const changed = await deps.gateway.waitForChange(requestId, view.version, timeoutMs);
         return waitBody(changed ?? view, deps.receipts);

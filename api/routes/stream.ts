@@ -40,7 +40,8 @@ export function streamRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
         },
       },
       async (req, reply) => {
-        const view = await findView(deps, requestIdFromToken(deps, req.query.token));
+        // The first event is the persisted state; what a task in flight changes is the next event.
+        const view = await findView(deps, requestIdFromToken(deps, req.query.token), { persisted: true });
         reply.hijack();
         const end = streamStates(deps, reply.raw, view);
         streams.add(end);

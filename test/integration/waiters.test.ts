@@ -9,8 +9,11 @@ import { RedisChangeFeed } from '../../gateway/events-redis.js';
 import type { ApiServer } from '../../service/api-server.js';
 import { approveSignal } from '../../workflows/messages.js';
 import { eventually } from '../helpers/eventually.js';
+import { PassThrough } from 'node:stream';
+import { createAuditLog } from '../../observability/audit.js';
+import { startWorker } from '../../worker/run.js';
 import { startApi } from './fixtures.js';
-import { ADMIN_TOKEN, SIGNING_SECRET, startHarness, type Created, type Harness } from './harness.js';
+import { ADMIN_TOKEN, SIGNING_SECRET, startHarness, workflowBundle, type Created, type Harness } from './harness.js';
 import { apiClient } from './procs.js';
 import { startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { LossyFeed, longPoll, openSse, type SseStream } from './waiters-support.js';
@@ -195,4 +198,49 @@ describe('API replicas: Redis pub/sub', () => {
       await bounded.close();
     }
   }, 90_000);
+});
+
+describe('a workflow task in flight (no worker to run it yet)', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await startHarness();
+  }, 60_000);
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  test("a waiter starts from the persisted state, without a query waiting on the task; it hears the task's change", async () => {
+    await h.worker.shutdown();
+    const created = await h.create('simple');
+    // A query would wait for a worker up to its 5 s deadline; the persisted state is there at once.
+    const started = Date.now();
+    const bound = await longPoll(h.url, created.token, 1);
+    expect(bound).toMatchObject({ status: 200, body: { status: 'ready_for_approval', terminal: false } });
+    expect(bound.at - started).toBeLessThan(3000);
+    const stream = await openSse(h.url, created.token);
+    await eventually(() => (stream.events.some((e) => e.event === 'state') ? true : undefined), { timeoutMs: 2000 });
+    expect(stream.events.find((e) => e.event === 'state')?.data).toMatchObject({ status: 'ready_for_approval' });
+    const waiting = longPoll(h.url, created.token, 30);
+    await parked(h.api, created.requestId, 2);
+    // The click is durable with no worker; a worker then runs the pending tasks, and both waiters hear the decision.
+    expect(
+      (await h.click('approve', created.requestId, 'U_ALICE', { blockId: `decide:${created.payloadHash}` })).status,
+    ).toBe(200);
+    const successor = await startWorker({
+      config: h.config,
+      metrics: h.metrics,
+      audit: createAuditLog({ stream: new PassThrough() }),
+      workflowBundle: await workflowBundle(),
+      log: () => {},
+    });
+    try {
+      expect(await waiting).toMatchObject({ status: 200, body: { status: 'approved', decidedBy: 'U_ALICE' } });
+      await stream.ended;
+      expect(lastState(stream)).toMatchObject({ status: 'approved', terminal: true });
+    } finally {
+      stream.close();
+      await successor.shutdown();
+    }
+  });
 });

@@ -136,6 +136,31 @@ const untouchable: WatchSource = {
   checkHealth: () => Promise.resolve(),
 };
 
+describe("a waiter's first read", () => {
+  test('is of the persisted state (no query) for a waiter; a plain read may wait for the task in flight', async () => {
+    const t = new FakeTemporal();
+    const w = watcher(t);
+    t.commit(view('ready_for_approval', 1));
+    expect((await w.current('req_1', { persisted: true })).version).toBe(1);
+    expect(t.memoOnlyReads).toBe(1);
+    expect((await w.current('req_1')).version).toBe(1);
+    expect(t.memoOnlyReads).toBe(1);
+    expect(t.readsOf('req_1')).toBe(2);
+  });
+
+  test('a plain read does not take the answer of a persisted-only read in flight; the other way round it does', async () => {
+    const t = new FakeTemporal();
+    t.readDelayMs = 50;
+    const w = watcher(t);
+    t.commit(view('ready_for_approval', 1));
+    await Promise.all([w.current('req_1', { persisted: true }), w.current('req_1')]);
+    expect(t.readsOf('req_1')).toBe(2);
+    await Promise.all([w.current('req_1'), w.current('req_1', { persisted: true })]);
+    expect(t.readsOf('req_1')).toBe(3);
+    expect(t.memoOnlyReads).toBe(1);
+  });
+});
+
 describe('decided requests', () => {
   test('a decision learnt before a waiter subscribes is handed to it at once, without reading Temporal', async () => {
     const w = watcher(untouchable);
