@@ -39,9 +39,15 @@ function requestBody(action: string, n: number) {
 }
 
 export class GuardClient {
+  /**
+   * `messagePosted`: resolves once the request's message is in Slack. A click waits for it, as an approver can only
+   * click a button Slack shows (without it, against a service whose Slack the harness cannot see, a click may come
+   * first and be decided in the request's first workflow task).
+   */
   constructor(
     readonly baseUrl: string,
     private readonly signingSecret: string,
+    private readonly messagePosted: ((requestId: string) => Promise<void>) | null = null,
   ) {}
 
   /** POST /api/guard/request; resolves with the created request and the latency in ms. */
@@ -59,8 +65,12 @@ export class GuardClient {
     return { created: JSON.parse(text) as Created, ms };
   }
 
-  /** A signed `approve` click as Slack delivers it; resolves when the endpoint acknowledges, with the latency. */
+  /**
+   * A signed `approve` click as Slack delivers it, once the message is in Slack; resolves when the endpoint
+   * acknowledges, with the latency (from the click's sending).
+   */
   async click(req: Created, actionId = 'approve', userId = APPROVER): Promise<{ ms: number; sentAt: number }> {
+    await this.messagePosted?.(req.requestId);
     const blockId = `decide:${req.payloadHash}`;
     const payload = blockActionPayload({ actionId, value: req.requestId, userId, channelId: BENCH_CHANNEL, blockId });
     const body = formBody(payload);

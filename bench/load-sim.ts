@@ -309,13 +309,19 @@ async function run(opts: Options): Promise<AnyResult> {
   }
 }
 
+/** The load's client: its clicks wait for the message in the fake Slack, when the harness runs it. */
+function guardClient(service: Service): GuardClient {
+  const slack = service.slack;
+  return new GuardClient(service.url, service.signingSecret, slack ? (id) => slack.posted(id) : null);
+}
+
 async function measure(
   opts: Options,
   service: Service,
   floor: Floor,
   meta: { startedAt: string; loadavgStart: number },
 ): Promise<LoadSimResult> {
-  const client = new GuardClient(service.url, service.signingSecret);
+  const client = guardClient(service);
   const bounds: Bounds = { concurrency: opts.concurrency, phaseDeadlineMs: opts.phaseTimeoutMs };
   const n = opts.requests;
   const rec = new Recorder(service);
@@ -419,7 +425,7 @@ async function measureOpen(
   meta: { startedAt: string; loadavgStart: number },
 ): Promise<OpenLoadSimResult> {
   const rec = new Recorder(service);
-  const client = new GuardClient(service.url, service.signingSecret);
+  const client = guardClient(service);
   const full = { ...open, pending: opts.pending, concurrency: opts.concurrency, phaseTimeoutMs: opts.phaseTimeoutMs };
   const result = await runOpenLoop(full, service, client, floor, rec, log);
   const span = { ...meta, loadavgEnd: machineLoad().loadavg1 };
@@ -433,7 +439,7 @@ async function measureOpenRequests(
   m: { startedAt: string; loadavgStart: number[] },
 ): Promise<OpenRequestsLoadSimResult> {
   const rec = new Recorder(service);
-  const client = new GuardClient(service.url, service.signingSecret);
+  const client = guardClient(service);
   const full = { ...open, concurrency: opts.concurrency, phaseTimeoutMs: opts.phaseTimeoutMs };
   const result = await runOpenRequests(full, service, client, rec, log);
   const span = { ...m, loadavgEnd: loadAverages() };

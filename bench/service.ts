@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startFakeSlack, type FakeSlack } from '../dev/fake-slack.js';
+import { startFakeSlack, type FakeSlack, type FakeSlackCall } from '../dev/fake-slack.js';
 import { freePort, startDevServer, type DevServer } from '../temporal/dev-server.js';
 import { registerSearchAttributes } from '../temporal/namespace.js';
 import { GUARD_SEARCH_ATTRIBUTES } from '../temporal/search-attributes.js';
@@ -18,6 +18,8 @@ import { spawnChild, type Child } from './procs.js';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const NAMESPACE = 'default';
 const START_TIMEOUT_MS = 120_000;
+/** Posted messages remembered for a click that has not asked yet (requests nobody clicks, e.g. timer ones, fall out). */
+const POSTED_IDS_MAX = 50_000;
 
 export interface ServiceOptions {
   /** An API already running (it must load BENCH_POLICY); with it, `temporal` is required for the floor. */
@@ -65,14 +67,49 @@ export class SlackTraffic {
   total = 0;
   lastAt = 0;
   readonly byMethod: Record<string, number> = {};
+  /** Requests whose message is in Slack and nobody has waited for yet (oldest first, bounded). */
+  private readonly postedIds = new Set<string>();
+  private readonly waiting = new Map<string, Array<() => void>>();
 
   constructor(readonly fake: FakeSlack) {}
 
-  record(method: string): void {
+  record(call: FakeSlackCall): void {
+    const { method } = call;
     this.total += 1;
     this.lastAt = Date.now();
     this.byMethod[method] = (this.byMethod[method] ?? 0) + 1;
     if (this.fake.calls.length > 1000) this.fake.calls.splice(0);
+    if (method === 'chat.postMessage' && call.status === 200 && !call.args.thread_ts) this.notePosted(call);
+  }
+
+  /**
+   * Resolves once the request's message is in Slack: an approver can only click a button Slack shows. After
+   * `maxMs` without it (its post failed) it resolves anyway: the click then finds what the request says.
+   */
+  posted(requestId: string, maxMs = 30_000): Promise<void> {
+    if (this.postedIds.delete(requestId)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, maxMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.waiting.set(requestId, [...(this.waiting.get(requestId) ?? []), done]);
+    });
+  }
+
+  private notePosted(call: FakeSlackCall): void {
+    // The message's buttons carry the request id as their value.
+    const requestId = /"value":"(req_[^"]+)"/.exec(JSON.stringify(call.args.blocks ?? null))?.[1];
+    if (!requestId) return;
+    const waiters = this.waiting.get(requestId);
+    if (waiters) {
+      this.waiting.delete(requestId);
+      for (const w of waiters) w();
+      return;
+    }
+    this.postedIds.add(requestId);
+    if (this.postedIds.size > POSTED_IDS_MAX) this.postedIds.delete(this.postedIds.values().next().value!);
   }
 
   count(method: string): number {
@@ -200,7 +237,7 @@ async function startOwnService(
   worker: Child;
 }> {
   let traffic: SlackTraffic | null = null;
-  const fake = await startFakeSlack({ onCall: (call) => traffic?.record(call.method) });
+  const fake = await startFakeSlack({ onCall: (call) => traffic?.record(call) });
   traffic = new SlackTraffic(fake);
   cleanups.push(() => fake.close());
   const policyPath = path.join(dir, 'policy.yaml');
