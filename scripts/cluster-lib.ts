@@ -251,7 +251,7 @@ function canBind(port: number): Promise<boolean> {
   });
 }
 
-/** The compose stack's dynamic config: search attributes usable as soon as they are registered (as the dev server). */
+/** The compose stack's dynamic config: search attributes usable as soon as temporal-setup.sh registers them. */
 const DYNAMIC_CONFIG = path.join(ROOT, 'deploy/temporal-dynamicconfig.yaml');
 
 async function waitForFrontend(address: string, server: WatchedProcess, timeoutMs: number): Promise<void> {
