@@ -35,8 +35,9 @@ export interface RequestGateway {
   /** Sends a Slack click: durable once this resolves ok, applied by the workflow (at most once per clickId). */
   click<N extends ClickName>(requestId: string, name: N, input: CommandInputs[N], meta: ClickMeta): Promise<SentClick>;
   /**
-   * Resolves with the first view newer than `sinceVersion`, or null when `timeoutMs` passes first (the state is then
-   * still that version). Rejects (503) when Temporal becomes unreachable meanwhile.
+   * Resolves with the first view newer than `sinceVersion`; when `timeoutMs` passes first (the state is then still
+   * that version), with that version's view once its first Slack post settled (a post changes no version), else null.
+   * Rejects (503) when Temporal becomes unreachable meanwhile.
    */
   waitForChange(requestId: string, sinceVersion: number, timeoutMs: number): Promise<RequestView | null>;
   /**

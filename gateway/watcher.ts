@@ -92,6 +92,8 @@ interface Watch {
   coveredEpoch: number;
   /** The highest version a notice announced. */
   want: number;
+  /** A notice said the first Slack post settled (no new version) after the state held: read until it shows. */
+  wantPosted: boolean;
   poll: AbortController | null;
   /** The history long-poll has answered once: it follows the request from there. */
   pollLive: boolean;
@@ -244,9 +246,9 @@ export class StateWatcher {
   }
 
   /**
-   * Resolves with the first view newer than `sinceVersion`, or null when `timeoutMs` passes first and the state
-   * is (known to be, or read again to be) still that version. Rejects with TemporalUnavailableError while Temporal is
-   * down.
+   * Resolves with the first view newer than `sinceVersion`; when `timeoutMs` passes first and the state is (known to
+   * be, or read again to be) still that version, with that view once its first Slack post settled (the post changes
+   * no version), else null. Rejects with TemporalUnavailableError while Temporal is down.
    */
   waitForChange(requestId: string, sinceVersion: number, timeoutMs: number): Promise<RequestView | null> {
     return new Promise((resolve, reject) => {
@@ -259,14 +261,17 @@ export class StateWatcher {
         unsubscribe();
         fn();
       };
+      // At the bound: a newer view, or the same version once its Slack post settled, or null.
+      const answer = (view: RequestView | null) =>
+        view && (view.version > sinceVersion || (view.version === sinceVersion && posted(view))) ? view : null;
       const timer = setTimeout(() => {
         if (settled) return;
         const w = this.watches.get(requestId);
         const known = w && this.answerable(w) ? w.latest : null;
         settle(() => {
-          if (known) return resolve(known.version > sinceVersion ? known : null);
+          if (known) return resolve(answer(known));
           this.read(requestId, 'foreground').then(
-            ({ view }) => resolve(view.version > sinceVersion ? view : null),
+            ({ view }) => resolve(answer(view)),
             (err: unknown) => (err instanceof NotFoundError ? resolve(null) : reject(err)),
           );
         });
@@ -360,6 +365,7 @@ export class StateWatcher {
       checkedAt: 0,
       coveredEpoch: -1,
       want: -1,
+      wantPosted: false,
       poll: null,
       pollLive: false,
       refreshing: false,
@@ -413,8 +419,18 @@ export class StateWatcher {
 
   private offer(w: Watch, view: RequestView): void {
     this.remember(view);
-    // Found stuck, or no longer: the same state, read again (waiters hear only new versions).
-    if (w.latest && view.version === w.latest.version && !!view.stuck !== !!w.latest.stuck) w.latest = view;
+    if (w.latest && view.version === w.latest.version) {
+      // The first Slack post settled (no new version: its permalink, or that it failed): subscribers hear it (a
+      // stream sends it, a long-poll answers it at its bound). A waiter may have started from the persisted state
+      // before the post.
+      if (postSettled(w.latest, view)) {
+        w.latest = view;
+        for (const sub of [...w.subscribers]) sub.view(view);
+        return;
+      }
+      // Found stuck, or no longer: the same state, read again.
+      if (!!view.stuck !== !!w.latest.stuck) w.latest = view;
+    }
     if (view.version <= versionOf(w.latest)) return;
     w.latest = view;
     for (const sub of [...w.subscribers]) sub.view(view);
@@ -458,16 +474,18 @@ export class StateWatcher {
       w.again = false;
       try {
         // Waiting for an announced version: its task writes the memo when it completes, read until it shows.
-        const memoOnly = lane === 'catchUp' && w.latest !== null && w.want > versionOf(w.latest);
+        const memoOnly = lane === 'catchUp' && w.latest !== null && (w.want > versionOf(w.latest) || w.wantPosted);
         this.adopt(w, await this.read(w.requestId, lane, memoOnly));
       } catch {
         // Not found (purged) or Temporal away: the health check and the sweep take it from here.
         return;
       }
-      if (w.want <= versionOf(w.latest) || (w.latest && isTerminal(w.latest.status))) return;
+      if (w.latest && posted(w.latest)) w.wantPosted = false;
+      if ((w.want <= versionOf(w.latest) && !w.wantPosted) || (w.latest && isTerminal(w.latest.status))) return;
       lane = 'catchUp';
     }
     this.counts.unconfirmed += 1;
+    w.wantPosted = false;
   }
 
   // ----------------------------------------------------------------------------------------------------------
@@ -496,7 +514,15 @@ export class StateWatcher {
     this.counts.notices += 1;
     this.noteRecent(change);
     const w = this.watches.get(change.requestId);
-    if (!w || change.version <= versionOf(w.latest)) return;
+    if (!w) return;
+    // A notice of the version held: a change without a new version, the first Slack post settling. Read until the
+    // post shows, if the state held is from before it.
+    if (w.latest && change.version === w.latest.version && !posted(w.latest)) {
+      w.wantPosted = true;
+      this.refresh(w, 'catchUp');
+      return;
+    }
+    if (change.version <= versionOf(w.latest)) return;
     w.want = Math.max(w.want, change.version);
     this.refresh(w, 'catchUp');
   }
@@ -743,6 +769,16 @@ export class StateWatcher {
     }
     this.terminal.set(view.requestId, view);
   }
+}
+
+/** The request's first Slack post has settled (posted, failed or skipped). */
+function posted(view: RequestView): boolean {
+  return !!view.notification && view.notification.slack !== 'pending';
+}
+
+/** `next` is `prev` (same version) once its first Slack post settled. */
+function postSettled(prev: RequestView, next: RequestView): boolean {
+  return !posted(prev) && posted(next);
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -9,6 +9,11 @@ import { waitBody } from '../views.js';
 
 /** How long a client should wait before reconnecting after `event: error` (the SSE `retry:` field). */
 const UNAVAILABLE_RETRY_MS = 2000;
+/**
+ * A stream that connects before the request's first Slack post settled holds its first event this long for it (the
+ * post changes no version, so the stream would not show the message's outcome until the next change).
+ */
+const FIRST_POST_WAIT_MS = 2000;
 
 /** `GET /api/guard/wait-sse`: the request's states as Server-Sent Events (SPEC section 3). */
 export function streamRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
@@ -52,8 +57,8 @@ export function streamRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
 }
 
 /**
- * One `state` event per new version (at connect, then on each change), a comment heartbeat, and the end of the
- * stream after a terminal state. Changes come from the gateway's shared watch, so a stream costs no polling of its
+ * One `state` event per new version (at connect — once the first Slack post settled, FIRST_POST_WAIT_MS at most —
+ * then on each change), a comment heartbeat, and the end of the stream after a terminal state. Changes come from the gateway's shared watch, so a stream costs no polling of its
  * own. Returns a function that ends the stream.
  */
 function streamStates(deps: ApiDeps, res: ServerResponse, first: RequestView): () => void {
@@ -67,19 +72,35 @@ function streamStates(deps: ApiDeps, res: ServerResponse, first: RequestView): (
   let sentVersion = 0;
   let ended = false;
   let unsubscribe: (() => void) | null = null;
+  // The first event, held while its post is pending (the watch hands the settled post over in the same version).
+  let held: RequestView | null = awaitsPost(first) ? first : null;
+  const holdTimer = held ? setTimeout(() => flush(), FIRST_POST_WAIT_MS) : null;
   const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), deps.config.SSE_HEARTBEAT_MS);
   const end = () => {
     if (ended) return;
     ended = true;
     clearInterval(heartbeat);
+    if (holdTimer) clearTimeout(holdTimer);
     unsubscribe?.();
     res.end();
   };
-  const send = (view: RequestView) => {
+  const write = (view: RequestView) => {
     if (ended || view.version <= sentVersion) return;
     sentVersion = view.version;
     res.write(`event: state\nid: ${view.version}\ndata: ${JSON.stringify(waitBody(view, deps.receipts))}\n\n`);
     if (isTerminal(view.status)) end();
+  };
+  const flush = () => {
+    const view = held;
+    held = null;
+    if (holdTimer) clearTimeout(holdTimer);
+    if (view) write(view);
+  };
+  const send = (view: RequestView) => {
+    if (!held) return write(view);
+    if (view.version < held.version) return;
+    held = view;
+    if (view.version > first.version || !awaitsPost(view)) flush();
   };
   // Temporal unreachable: say so and end, rather than hold a stream whose state may be stale; the client reconnects.
   const fail = () => {
@@ -89,9 +110,14 @@ function streamStates(deps: ApiDeps, res: ServerResponse, first: RequestView): (
     end();
   };
   res.on('close', end);
-  send(first);
+  if (!held) write(first);
   if (!ended) unsubscribe = deps.gateway.subscribe(first.requestId, send, fail);
   // The gateway may hand over a terminal view inside subscribe(), before `unsubscribe` was assigned.
   if (ended) unsubscribe?.();
   return end;
+}
+
+/** An open request whose first Slack post has not settled yet (posted, failed or skipped). */
+function awaitsPost(view: RequestView): boolean {
+  return !isTerminal(view.status) && view.notification?.slack === 'pending';
 }

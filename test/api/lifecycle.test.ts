@@ -86,6 +86,49 @@ describe('re-request', () => {
 });
 
 describe('the event stream', () => {
+  const states = (text: string) =>
+    text
+      .split('\n\n')
+      .filter((e) => e.startsWith('event: state'))
+      .map((e) =>
+        JSON.parse(
+          e
+            .split('\n')
+            .find((l) => l.startsWith('data: '))!
+            .slice(6),
+        ),
+      );
+
+  test("a stream opened before the first Slack post holds its first event for the post's outcome", async () => {
+    const req = await h.create('simple');
+    const started = Date.now();
+    const streamed = h.get(`/api/guard/wait-sse?token=${encodeURIComponent(req.token)}`);
+    await new Promise((r) => setTimeout(r, 300));
+    // The post settles (no new version), then the decision.
+    h.gateway.apply(req.requestId, { type: 'notify', notification: { slack: 'posted', permalink: 'https://x/p1' } });
+    h.gateway.apply(req.requestId, { type: 'approve', userId: 'U_ALICE' });
+    const events = states((await streamed).text);
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(events.map((e) => [e.status, e.notification.slack])).toEqual([
+      ['ready_for_approval', 'posted'],
+      ['approved', 'posted'],
+    ]);
+  });
+
+  test('the hold ends after 2 s without the post: the first event says it is pending', async () => {
+    const req = await h.create('simple');
+    const started = Date.now();
+    const streamed = h.get(`/api/guard/wait-sse?token=${encodeURIComponent(req.token)}`);
+    await new Promise((r) => setTimeout(r, 2300));
+    h.gateway.apply(req.requestId, { type: 'approve', userId: 'U_ALICE' });
+    const events = states((await streamed).text);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2300);
+    expect(events.map((e) => [e.status, e.notification.slack])).toEqual([
+      ['ready_for_approval', 'pending'],
+      ['approved', 'pending'],
+    ]);
+  });
+
   test('a decided request streams its one state and ends', async () => {
     const req = await h.create('simple');
     h.gateway.apply(req.requestId, { type: 'approve', userId: 'U_ALICE' });

@@ -71,6 +71,37 @@ describe('one process (npm start): the in-process change feed', () => {
   });
 });
 
+test("with the feed, a long-poll started before the first Slack post answers the post's outcome at its bound (a notice of the same version)", async () => {
+  const feed = new LossyFeed();
+  const h = await startHarness({ changes: feed, env: FEED_ONLY });
+  try {
+    await h.worker.shutdown();
+    const created = await h.create('simple');
+    const bounded = longPoll(h.url, created.token, 4);
+    await parked(h.api, created.requestId, 1);
+    const successor = await startWorker({
+      config: h.config,
+      metrics: h.metrics,
+      audit: createAuditLog({ stream: new PassThrough() }),
+      workflowBundle: await workflowBundle(),
+      log: () => {},
+      onStateChange: (c) => feed.publish(c),
+    });
+    try {
+      expect(await bounded).toMatchObject({
+        status: 200,
+        body: { status: 'ready_for_approval', notification: { slack: 'posted' } },
+      });
+      expect(h.api.gateway.watcherStats()).toMatchObject({ historyPolls: 0 });
+    } finally {
+      await successor.shutdown();
+    }
+  } finally {
+    await h.close();
+    await feed.close();
+  }
+});
+
 describe('a lost notice (a worker that publishes elsewhere)', () => {
   const feed = new LossyFeed();
   let h: Harness;
@@ -215,18 +246,14 @@ describe('a workflow task in flight (no worker to run it yet)', () => {
     const created = await h.create('simple');
     // A query would wait for a worker up to its 5 s deadline; the persisted state is there at once.
     const started = Date.now();
-    const bound = await longPoll(h.url, created.token, 1);
-    expect(bound).toMatchObject({ status: 200, body: { status: 'ready_for_approval', terminal: false } });
-    expect(bound.at - started).toBeLessThan(3000);
-    const stream = await openSse(h.url, created.token);
-    await eventually(() => (stream.events.some((e) => e.event === 'state') ? true : undefined), { timeoutMs: 2000 });
-    expect(stream.events.find((e) => e.event === 'state')?.data).toMatchObject({ status: 'ready_for_approval' });
-    const waiting = longPoll(h.url, created.token, 30);
-    await parked(h.api, created.requestId, 2);
-    // The click is durable with no worker; a worker then runs the pending tasks, and both waiters hear the decision.
-    expect(
-      (await h.click('approve', created.requestId, 'U_ALICE', { blockId: `decide:${created.payloadHash}` })).status,
-    ).toBe(200);
+    const first = await longPoll(h.url, created.token, 1);
+    expect(first).toMatchObject({ status: 200, body: { status: 'ready_for_approval', terminal: false } });
+    expect(first.body.notification).toEqual({ slack: 'pending' });
+    expect(first.at - started).toBeLessThan(3000);
+    const bounded = longPoll(h.url, created.token, 4);
+    await parked(h.api, created.requestId, 1);
+    // A worker runs the request's first task: the message is posted, which changes no version; the long-poll answers
+    // it at its bound, and a stream opened now starts with it.
     const successor = await startWorker({
       config: h.config,
       metrics: h.metrics,
@@ -234,13 +261,37 @@ describe('a workflow task in flight (no worker to run it yet)', () => {
       workflowBundle: await workflowBundle(),
       log: () => {},
     });
+    const stream = await openSse(h.url, created.token);
+    const states = () => stream.events.filter((e) => e.event === 'state').map((e) => e.data);
     try {
+      const bound = await bounded;
+      expect(bound).toMatchObject({
+        status: 200,
+        body: { status: 'ready_for_approval', notification: { slack: 'posted' } },
+      });
+      await eventually(() => (states().length > 0 ? true : undefined), { timeoutMs: 5000, what: 'the first event' });
+      expect(states()[0]).toMatchObject({ status: 'ready_for_approval', notification: { slack: 'posted' } });
+      expect(states()[0].notification.permalink).toMatch(/^https:\/\//);
+      const waiting = longPoll(h.url, created.token, 30);
+      await parked(h.api, created.requestId, 2);
+      expect((await h.click('approve', created.requestId, 'U_ALICE')).status).toBe(200);
       expect(await waiting).toMatchObject({ status: 200, body: { status: 'approved', decidedBy: 'U_ALICE' } });
       await stream.ended;
+      expect(states()).toHaveLength(2);
       expect(lastState(stream)).toMatchObject({ status: 'approved', terminal: true });
     } finally {
       stream.close();
       await successor.shutdown();
     }
+  });
+
+  test('a stream whose request cannot post holds its first event 2 s at most', async () => {
+    const created = await h.create('simple');
+    const started = Date.now();
+    const stream = await openSse(h.url, created.token);
+    await eventually(() => (stream.events.some((e) => e.event === 'state') ? true : undefined), { timeoutMs: 5000 });
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(stream.events.find((e) => e.event === 'state')?.data).toMatchObject({ notification: { slack: 'pending' } });
+    stream.close();
   });
 });

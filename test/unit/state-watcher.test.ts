@@ -161,6 +161,42 @@ describe("a waiter's first read", () => {
   });
 });
 
+describe('the first Slack post (it changes no version)', () => {
+  const posted = (v: RequestView): RequestView => ({
+    ...v,
+    notification: { slack: 'posted', permalink: 'https://acme.slack.com/archives/C1/p1' },
+  });
+
+  test('reaches subscribers once, and a long-poll answers it at its bound; nothing else of the same version does', async () => {
+    const t = new FakeTemporal();
+    const w = watcher(t, { tickMs: 60_000 });
+    t.commit(view('ready_for_approval', 1));
+    const seen: RequestView[] = [];
+    const stop = w.subscribe('req_1', (v) => seen.push(v));
+    const bound = w.waitForChange('req_1', 1, 400);
+    await eventually(() => (t.follows.has('req_1') ? true : undefined), { timeoutMs: 1000 });
+    // Each commit answers the history long-poll in flight (the fake keeps no events between two rounds).
+    for (const v of [
+      view('ready_for_approval', 1),
+      posted(view('ready_for_approval', 1)),
+      posted(view('ready_for_approval', 1)),
+    ]) {
+      t.commit(v);
+      await sleep(50);
+    }
+    expect(await bound).toMatchObject({ version: 1, notification: { slack: 'posted' } });
+    expect(seen.map((v) => v.notification.slack)).toEqual(['pending', 'posted']);
+    stop();
+  });
+
+  test('a bound with nothing new and the post still pending answers null', async () => {
+    const t = new FakeTemporal();
+    const w = watcher(t);
+    t.commit(view('ready_for_approval', 1));
+    await expect(w.waitForChange('req_1', 1, 100)).resolves.toBeNull();
+  });
+});
+
 describe('decided requests', () => {
   test('a decision learnt before a waiter subscribes is handed to it at once, without reading Temporal', async () => {
     const w = watcher(untouchable);
