@@ -388,7 +388,8 @@ export class StateWatcher {
     }
     // Without the feed, a free history long-poll follows it now, not at the next tick: a decision made in between
     // would wait for it (up to tickMs; 90 ms more at the median for an SSE stream opened just before the click).
-    if (!this.feedUp && this.polls < this.opts.maxHistoryPolls) this.startPoll(w);
+    // Half the long-polls stay for the tick, which gives them to the requests with the most waiters.
+    if (!this.feedUp && this.polls + 1 <= this.opts.maxHistoryPolls / 2) this.startPoll(w);
     return w;
   }
 

@@ -86,7 +86,9 @@ function waitRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
         const view = await findView(deps, requestId, { persisted: timeoutMs > 0 });
         if (isTerminal(view.status) || timeoutMs === 0) return waitBody(view, deps.receipts);
         const changed = await deps.gateway.waitForChange(requestId, view.version, timeoutMs);
-        return waitBody(changed ?? view, deps.receipts);
+        // The same version again is news only for a post that was pending (a stuck flag, say, is the first read's).
+        const fresher = changed && (changed.version > view.version || view.notification.slack === 'pending');
+        return waitBody(fresher ? changed : view, deps.receipts);
       },
     );
 
