@@ -371,8 +371,15 @@ describe('the purge sweeper on the SQL store', () => {
     // The open one stays; the purged one left its archive line behind.
     expect(await rows(open.requestId)).toEqual(['1', '1']);
     expect((await archiveLines(join(h.dir, 'archive'))).some((l) => l.includes(req.requestId))).toBe(true);
-    expect(parsePrometheus(await h.metrics.registry.metrics()).count('purged_requests_total')).toBeGreaterThanOrEqual(
-      1,
+    // Counted once the sweeper has seen the deletion carried out (it polls for that): after the rows went.
+    const purged = await pollUntil(
+      'the purge to be counted',
+      async () => {
+        const n = parsePrometheus(await h.metrics.registry.metrics()).count('purged_requests_total');
+        return n >= 1 ? n : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 250 },
     );
+    expect(purged).toBeGreaterThanOrEqual(1);
   });
 });
