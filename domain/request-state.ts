@@ -17,6 +17,9 @@ export const STATUSES = [
 export type Status = (typeof STATUSES)[number];
 export const TERMINAL_STATUSES: readonly Status[] = ['approved', 'denied', 'expired', 'cancelled'];
 export const isTerminal = (status: Status): boolean => TERMINAL_STATUSES.includes(status);
+/** The request's first Slack post has settled: posted, failed or skipped (it changes no version). */
+export const postSettled = (state: Pick<RequestState, 'notification'>): boolean =>
+  state.notification.slack !== 'pending';
 export const OPEN_STATUSES: readonly Status[] = STATUSES.filter((s) => !isTerminal(s));
 /** A new request waits for its personas first, if the plan requires any. */
 export const initialStatus = (plan: Pick<Plan, 'personas'>): Status =>

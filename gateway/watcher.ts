@@ -1,4 +1,4 @@
-import { isTerminal } from '../domain/request-state.js';
+import { isTerminal, postSettled } from '../domain/request-state.js';
 import type { RequestView } from '../workflows/messages.js';
 import type { ChangeFeed, StateChange } from './events.js';
 import { NotFoundError } from './types.js';
@@ -263,7 +263,7 @@ export class StateWatcher {
       };
       // At the bound: a newer view, or the same version once its Slack post settled, or null.
       const answer = (view: RequestView | null) =>
-        view && (view.version > sinceVersion || (view.version === sinceVersion && posted(view))) ? view : null;
+        view && (view.version > sinceVersion || (view.version === sinceVersion && postSettled(view))) ? view : null;
       const timer = setTimeout(() => {
         if (settled) return;
         const w = this.watches.get(requestId);
@@ -424,7 +424,7 @@ export class StateWatcher {
       // The first Slack post settled (no new version: its permalink, or that it failed): subscribers hear it (a
       // stream sends it, a long-poll answers it at its bound). A waiter may have started from the persisted state
       // before the post.
-      if (postSettled(w.latest, view)) {
+      if (settledSince(w.latest, view)) {
         w.latest = view;
         for (const sub of [...w.subscribers]) sub.view(view);
         return;
@@ -481,7 +481,7 @@ export class StateWatcher {
         // Not found (purged) or Temporal away: the health check and the sweep take it from here.
         return;
       }
-      if (w.latest && posted(w.latest)) w.wantPosted = false;
+      if (w.latest && postSettled(w.latest)) w.wantPosted = false;
       if ((w.want <= versionOf(w.latest) && !w.wantPosted) || (w.latest && isTerminal(w.latest.status))) return;
       lane = 'catchUp';
     }
@@ -518,7 +518,7 @@ export class StateWatcher {
     if (!w) return;
     // A notice of the version held: a change without a new version, the first Slack post settling. Read until the
     // post shows, if the state held is from before it.
-    if (w.latest && change.version === w.latest.version && !posted(w.latest)) {
+    if (w.latest && change.version === w.latest.version && !postSettled(w.latest)) {
       w.wantPosted = true;
       this.refresh(w, 'catchUp');
       return;
@@ -772,14 +772,9 @@ export class StateWatcher {
   }
 }
 
-/** The request's first Slack post has settled (posted, failed or skipped). */
-function posted(view: RequestView): boolean {
-  return !!view.notification && view.notification.slack !== 'pending';
-}
-
 /** `next` is `prev` (same version) once its first Slack post settled. */
-function postSettled(prev: RequestView, next: RequestView): boolean {
-  return !posted(prev) && posted(next);
+function settledSince(prev: RequestView, next: RequestView): boolean {
+  return !postSettled(prev) && postSettled(next);
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

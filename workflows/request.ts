@@ -12,6 +12,7 @@ import { trace } from '@opentelemetry/api';
 import {
   initialState,
   isTerminal,
+  postSettled,
   reduce,
   type Command,
   type Notification,
@@ -69,7 +70,7 @@ export class ApprovalRequest {
 
   /** True once the first post attempt settled (posted, failed or skipped). */
   get postSettled(): boolean {
-    return this.state.notification.slack !== 'pending';
+    return postSettled(this.state);
   }
 
   get idle(): boolean {

@@ -10,7 +10,7 @@ import {
   tokenBodySchema,
   waitQuerySchema,
 } from '../../domain/api-schemas.js';
-import { isTerminal } from '../../domain/request-state.js';
+import { isTerminal, postSettled } from '../../domain/request-state.js';
 import type { ApiDeps } from '../deps.js';
 import { HttpError } from '../errors.js';
 import { createRequest } from '../create-request.js';
@@ -87,7 +87,7 @@ function waitRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
         if (isTerminal(view.status) || timeoutMs === 0) return waitBody(view, deps.receipts);
         const changed = await deps.gateway.waitForChange(requestId, view.version, timeoutMs);
         // The same version again is news only for a post that was pending (a stuck flag, say, is the first read's).
-        const fresher = changed && (changed.version > view.version || view.notification.slack === 'pending');
+        const fresher = changed && (changed.version > view.version || !postSettled(view));
         return waitBody(fresher ? changed : view, deps.receipts);
       },
     );

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { apiError, stateResponseSchema, tokenQuerySchema } from '../../domain/api-schemas.js';
-import { isTerminal } from '../../domain/request-state.js';
+import { isTerminal, postSettled } from '../../domain/request-state.js';
 import type { RequestView } from '../../workflows/messages.js';
 import type { ApiDeps } from '../deps.js';
 import { findView, requestIdFromToken } from '../request-access.js';
@@ -119,5 +119,5 @@ function streamStates(deps: ApiDeps, res: ServerResponse, first: RequestView): (
 
 /** An open request whose first Slack post has not settled yet (posted, failed or skipped). */
 function awaitsPost(view: RequestView): boolean {
-  return !isTerminal(view.status) && view.notification?.slack === 'pending';
+  return !isTerminal(view.status) && !postSettled(view);
 }

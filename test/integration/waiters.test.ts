@@ -29,6 +29,18 @@ async function parked(api: ApiServer, requestId: string, count: number): Promise
   });
 }
 
+/** A worker on the harness's task queue once its own stopped (audit of its own), announcing on `feed` if given. */
+async function successorWorker(h: Harness, feed?: LossyFeed) {
+  return startWorker({
+    config: h.config,
+    metrics: h.metrics,
+    audit: createAuditLog({ stream: new PassThrough() }),
+    workflowBundle: await workflowBundle(),
+    log: () => {},
+    ...(feed ? { onStateChange: (c: { requestId: string; version: number }) => feed.publish(c) } : {}),
+  });
+}
+
 function lastState(stream: SseStream) {
   return stream.events.filter((e) => e.event === 'state').at(-1)?.data;
 }
@@ -79,14 +91,7 @@ test("with the feed, a long-poll started before the first Slack post answers the
     const created = await h.create('simple');
     const bounded = longPoll(h.url, created.token, 4);
     await parked(h.api, created.requestId, 1);
-    const successor = await startWorker({
-      config: h.config,
-      metrics: h.metrics,
-      audit: createAuditLog({ stream: new PassThrough() }),
-      workflowBundle: await workflowBundle(),
-      log: () => {},
-      onStateChange: (c) => feed.publish(c),
-    });
+    const successor = await successorWorker(h, feed);
     try {
       expect(await bounded).toMatchObject({
         status: 200,
@@ -254,13 +259,7 @@ describe('a workflow task in flight (no worker to run it yet)', () => {
     await parked(h.api, created.requestId, 1);
     // A worker runs the request's first task: the message is posted, which changes no version; the long-poll answers
     // it at its bound, and a stream opened now starts with it.
-    const successor = await startWorker({
-      config: h.config,
-      metrics: h.metrics,
-      audit: createAuditLog({ stream: new PassThrough() }),
-      workflowBundle: await workflowBundle(),
-      log: () => {},
-    });
+    const successor = await successorWorker(h);
     const stream = await openSse(h.url, created.token);
     const states = () => stream.events.filter((e) => e.event === 'state').map((e) => e.data);
     try {
