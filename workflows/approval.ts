@@ -52,9 +52,10 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
   const slackDone = syncSlackMessage(req);
   await runTimers(req);
   // The archive needs the message's address, not its final render: both go out in the deciding task.
-  await condition(() => req.postSettled);
+  if (!req.postSettled) await condition(() => req.postSettled);
   await Promise.all([slackDone, run('archiveRequest', { input, final: req.view() })]);
   upsertSearchAttributes([{ key: sa.GuardArchived, value: true }]);
-  await condition(() => req.idle && allHandlersFinished());
+  const done = () => req.idle && allHandlersFinished();
+  if (!done()) await condition(done);
   return req.view();
 }

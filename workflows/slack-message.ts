@@ -20,58 +20,69 @@ export async function syncSlackMessage(req: ApprovalRequest): Promise<void> {
   // notification itself changes nothing on screen).
   let rendered = before === shown.version ? req.state.version : shown.version;
   let hint: UpdateHint = posted;
-  await threadParams(req, shown, ref, hint);
+  // Each `await` and `condition()` costs promises, and each promise a stack trace in the SDK (docs/performance.md,
+  // "Fewer promises per approval"): none is made for what is already true.
+  if (threadDue(req, shown, hint)) await threadParams(req, shown, ref);
   while (!(req.decided && rendered === req.state.version)) {
-    await condition(() => req.state.version !== rendered);
+    if (req.state.version === rendered) await condition(() => req.state.version !== rendered);
     // The worker's update queue asks for a pause so a burst becomes one update; a decision goes out at once.
     if (hint.coalesceMs && !req.decided) await condition(() => req.decided, hint.coalesceMs);
     const snapshot = req.state;
     hint = await update(req, snapshot, ref);
-    await threadParams(req, snapshot, ref, hint);
+    if (threadDue(req, snapshot, hint)) await threadParams(req, snapshot, ref);
     rendered = snapshot.version;
   }
 }
 
 /** The escalation notice, in the request's thread once the post settled (or alone when there is no message). */
 export async function postEscalationNotice(req: ApprovalRequest): Promise<void> {
-  await condition(() => req.postSettled);
+  if (!req.postSettled) await condition(() => req.postSettled);
   const { request, plan } = req.input;
   await run('postEscalationNotice', { request, plan, state: req.state, ref: req.slackRef });
 }
 
-async function post(req: ApprovalRequest, state: RequestState): Promise<PostOutcome> {
+function post(req: ApprovalRequest, state: RequestState): Promise<PostOutcome> {
   const { request, plan } = req.input;
-  try {
-    const outcome = await run('postRequestMessage', { request, plan, state });
-    // The address first: the view recorded with the notification then says where the message is.
-    if (outcome.slack === 'posted') req.slackRef = { channel: outcome.channel, ts: outcome.ts };
-    return outcome;
-  } catch (err) {
-    // Retries ran out (Slack down for the whole hour) or a refusal the activity did not turn into an outcome.
-    const error = failureMessage(err);
-    log.error('posting the Slack message failed', { error });
-    return { slack: 'failed', error };
-  }
+  return run('postRequestMessage', { request, plan, state }).then(
+    (outcome) => {
+      // The address first: the view recorded with the notification then says where the message is.
+      if (outcome.slack === 'posted') req.slackRef = { channel: outcome.channel, ts: outcome.ts };
+      return outcome;
+    },
+    (err: unknown) => {
+      // Retries ran out (Slack down for the whole hour) or a refusal the activity did not turn into an outcome.
+      const error = failureMessage(err);
+      log.error('posting the Slack message failed', { error });
+      return { slack: 'failed', error };
+    },
+  );
 }
 
-async function update(req: ApprovalRequest, state: RequestState, ref: SlackRef): Promise<UpdateHint> {
+function update(req: ApprovalRequest, state: RequestState, ref: SlackRef): Promise<UpdateHint> {
   const { request, plan } = req.input;
-  try {
-    return (await run('updateRequestMessage', { request, plan, state, ref })) ?? {};
-  } catch (err) {
-    log.error('updating the Slack message failed', { error: failureMessage(err) });
-    return {};
-  }
+  return run('updateRequestMessage', { request, plan, state, ref }).then(
+    (hint) => hint ?? {},
+    (err: unknown) => {
+      log.error('updating the Slack message failed', { error: failureMessage(err) });
+      return {};
+    },
+  );
 }
 
 /** The full params go to the message's thread when the message could not show them: once per payload hash. */
-async function threadParams(req: ApprovalRequest, state: RequestState, ref: SlackRef, hint: UpdateHint) {
-  if (!hint.paramsCut || req.paramsThreaded.has(state.payloadHash)) return;
+function threadDue(req: ApprovalRequest, state: RequestState, hint: UpdateHint): boolean {
+  return Boolean(hint.paramsCut) && !req.paramsThreaded.has(state.payloadHash);
+}
+
+function threadParams(req: ApprovalRequest, state: RequestState, ref: SlackRef): Promise<void> {
   req.paramsThreaded.add(state.payloadHash);
   const { request, plan } = req.input;
-  await run('postParamsThread', { request, plan, state, ref }).catch((err: unknown) => {
-    log.error('posting the params thread failed', { error: failureMessage(err) });
-  });
+  return run('postParamsThread', { request, plan, state, ref }).then(
+    () => undefined,
+    (err: unknown) => {
+      log.error('posting the params thread failed', { error: failureMessage(err) });
+    },
+  );
 }
 
 function notificationOf(outcome: PostOutcome): Notification {
