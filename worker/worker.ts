@@ -10,6 +10,7 @@ import { redactParams } from '../domain/redaction.js';
 import type { AuditLog } from '../observability/audit.js';
 import type { Metrics } from '../observability/metrics.js';
 import { tracingWorkerOptions, type Tracing } from '../observability/tracing.js';
+import { SeenFacts } from './seen-facts.js';
 import type { GuardSinks } from '../workflows/approval.js';
 import type { GuardEventBatch, SlackActivityContract } from '../workflows/messages.js';
 
@@ -56,13 +57,11 @@ export async function createGuardWorker(deps: WorkerDeps): Promise<Worker> {
     ...createArchiveActivities({ archiveDir: config.RETENTION_ARCHIVE_DIR, metrics, audit }),
     ...createPurgeActivities({ client: deps.client, metrics, audit }),
   };
+  const record = eventRecorder(metrics, audit, deps.onStateChange);
   const sinks: InjectedSinks<GuardSinks> = {
     guard: {
       events: {
-        fn: (_info, batch) => {
-          deps.onStateChange?.({ requestId: batch.requestId, version: batch.version });
-          recordEvents(batch, metrics, audit);
-        },
+        fn: (_info, batch) => record(batch),
         callDuringReplay: false,
       },
     },
@@ -91,7 +90,24 @@ export async function createGuardWorker(deps: WorkerDeps): Promise<Worker> {
   });
 }
 
-/** Turns the workflow's facts into audit lines and metrics, once per fact (sinks do not run on replay). */
+/**
+ * The worker's end of the workflow's `guard.events` sink: announces each version, and records each fact once. The sink
+ * does not run on replay, but it does run again when a workflow task is retried (worker/seen-facts.ts).
+ */
+export function eventRecorder(
+  metrics: Metrics,
+  audit: AuditLog,
+  onStateChange?: WorkerDeps['onStateChange'],
+  seen = new SeenFacts(),
+): (batch: GuardEventBatch) => void {
+  return (batch) => {
+    onStateChange?.({ requestId: batch.requestId, version: batch.version });
+    const events = seen.fresh(batch.requestId, batch.events);
+    if (events.length > 0) recordEvents({ ...batch, events }, metrics, audit);
+  };
+}
+
+/** Turns the workflow's facts into audit lines and metrics. */
 export function recordEvents(batch: GuardEventBatch, metrics: Metrics, audit: AuditLog): void {
   const { requestId, action, traceId } = batch;
   for (const e of batch.events) {
