@@ -19,7 +19,7 @@ import {
 } from './open-requests.js';
 import { Floor, type FloorPhase } from './floor.js';
 import { BENCH_ACTIONS, BENCH_POLICY } from './policy.js';
-import { loadAverages, machineLoad } from './procs.js';
+import { loadAverages, machineLoad, startMachineCpu, type MachineCpu } from './procs.js';
 import { cpuMsPer, Recorder } from './recorder.js';
 import { formatTable, judgeTargets, ratios, type LatencyRow, type LoadSimResult } from './report.js';
 import {
@@ -227,7 +227,7 @@ type RunEnvelope<Mode extends string, O, Load> = {
   startedAt: string;
   finishedAt: string;
   options: O;
-  machine: { cores: number; node: string; loadavgStart: Load; loadavgEnd: Load };
+  machine: { cores: number; node: string; loadavgStart: Load; loadavgEnd: Load; cpu?: MachineCpu };
   env: Record<string, string>;
   resources: Recorder['resources'];
   sdk: Recorder['sdk'];
@@ -500,13 +500,20 @@ function format(result: AnyResult): string {
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
   if (!opts) return;
+  const machineCpu = startMachineCpu();
   const result = await run(opts);
+  const cpu = machineCpu.finish();
+  result.machine.cpu = cpu;
   mkdirSync(path.dirname(opts.out), { recursive: true });
   writeFileSync(opts.out, `${JSON.stringify(result, null, 2)}\n`);
   console.log(format(result));
   const load = (l: number | number[]) => (Array.isArray(l) ? l.join(' ') : l);
   console.log(
     `\nmachine: ${result.machine.cores} cores, load average ${load(result.machine.loadavgStart)} → ${load(result.machine.loadavgEnd)}`,
+  );
+  const { stealPct, speedCheckMs } = cpu;
+  console.log(
+    `cpu: ${stealPct ?? 'n/a'} % stolen by the host, speed check ${speedCheckMs.start} → ${speedCheckMs.end} ms (lower is faster)`,
   );
   if (result.failures.length) console.log(`failures:\n  ${result.failures.join('\n  ')}`);
   console.log(`result: ${path.relative(process.cwd(), opts.out)}`);

@@ -3,6 +3,7 @@
  * their CPU time and resident memory read from /proc (Linux), so the service is measured apart from the load.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { spawnWatched, type WatchedProcess } from '../dev/procs.js';
 
@@ -130,4 +131,51 @@ export function machineLoad(): { loadavg1: number; cores: number } {
   } catch {
     return { loadavg1: -1, cores: -1 };
   }
+}
+
+/**
+ * What the machine itself did during a run, which the load average does not show: the share of CPU time the
+ * hypervisor gave to other guests (`steal` in /proc/stat), and a fixed piece of CPU work timed before and after (a
+ * slower host makes every process slower at once: the ratios to the floor cancel it only if it holds for the run).
+ */
+export interface MachineCpu {
+  /** Stolen ÷ all CPU time over the run, %; null without /proc/stat. */
+  stealPct: number | null;
+  /** Milliseconds of the same work (speedCheck()) before the run and after it: lower is faster. */
+  speedCheckMs: { start: number; end: number };
+}
+
+export function startMachineCpu(): { finish(): MachineCpu } {
+  const before = cpuTimes();
+  const start = speedCheck();
+  return {
+    finish() {
+      const after = cpuTimes();
+      const total = before && after ? after.total - before.total : 0;
+      const stealPct = before && after && total > 0 ? round1(((after.steal - before.steal) / total) * 100) : null;
+      return { stealPct, speedCheckMs: { start, end: speedCheck() } };
+    },
+  };
+}
+
+/** The machine's CPU time so far, in clock ticks (all cores): the stolen part and the total. */
+function cpuTimes(): { steal: number; total: number } | null {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+    if (fields.length < 8 || fields.some((n) => !Number.isFinite(n))) return null;
+    return { steal: fields[7]!, total: fields.reduce((a, b) => a + b, 0) };
+  } catch {
+    return null;
+  }
+}
+
+/** Milliseconds for a fixed piece of single-threaded work (hashing and arithmetic), ~0.3 s on this machine. */
+export function speedCheck(): number {
+  const t0 = performance.now();
+  let digest = Buffer.alloc(32);
+  for (let i = 0; i < 100_000; i += 1) digest = createHash('sha256').update(digest).digest();
+  let x = 0;
+  for (let i = 0; i < 20_000_000; i += 1) x += Math.sqrt(i);
+  if (!Number.isFinite(x)) throw new Error('unreachable');
+  return round1(performance.now() - t0);
 }

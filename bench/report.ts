@@ -1,7 +1,7 @@
 /** The run's result as one JSON document, its targets judged, and the table printed at the end. */
 import type { Summary } from './stats.js';
 import { ratio } from './stats.js';
-import type { PhaseUsage } from './procs.js';
+import type { MachineCpu, PhaseUsage } from './procs.js';
 import type { SdkPhase, ServerPhase } from './sdk-metrics.js';
 
 export interface LatencyRow {
@@ -16,7 +16,7 @@ export interface LoadSimResult {
   startedAt: string;
   finishedAt: string;
   options: { requests: number; concurrency: number; pending: number; timers: number; timerRate: number };
-  machine: { cores: number; node: string; loadavgStart: number; loadavgEnd: number };
+  machine: { cores: number; node: string; loadavgStart: number; loadavgEnd: number; cpu?: MachineCpu };
   service: { mode: 'embedded' | 'external'; temporal: 'embedded' | 'external'; env: Record<string, string> };
   create: { atZero: LatencyRow; atPending: LatencyRow | null };
   slackAck: Summary | null;

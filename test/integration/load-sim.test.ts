@@ -134,6 +134,13 @@ test(
         loop: expect.objectContaining(summary),
       });
       expect(result.atZero.service.arrivals.failed).toBe(0);
+      // What the host did meanwhile, which the load average does not show: steal time and a fixed CPU task timed.
+      expect(result.machine.cpu).toEqual({
+        stealPct: expect.any(Number),
+        speedCheckMs: { start: expect.any(Number), end: expect.any(Number) },
+      });
+      expect(result.machine.cpu.speedCheckMs.start).toBeGreaterThan(0);
+      expect(run.output).toMatch(/cpu: [\d.]+ % stolen by the host, speed check [\d.]+ → [\d.]+ ms/);
       expect(result.atZero.timers.count).toBeGreaterThan(0);
       expect(result.floor).toMatchObject({
         loop: expect.objectContaining(summary),
