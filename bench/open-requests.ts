@@ -11,7 +11,7 @@ import { serviceAtRate } from './open-loop.js';
 import { measureService, type AtRate } from './open-run.js';
 import { pct, table } from './open-report.js';
 import { BENCH_ACTIONS } from './policy.js';
-import { loadAverages, readUsage, round1 } from './procs.js';
+import { loadAverages, readUsage, round1, startMachineCpu, type MachineCpu } from './procs.js';
 import type { Recorder } from './recorder.js';
 import { awaitPosts, createPhase, settle } from './scenarios.js';
 import type { Service } from './service.js';
@@ -79,8 +79,8 @@ export interface OpenRequestsResult {
   fillRate: number;
   rate: number;
   fillSec: number;
-  atNone: AtRate & { loadavg: { start: number[]; end: number[] } };
-  atOpen: AtRate & { loadavg: { start: number[]; end: number[] } };
+  atNone: AtRate & MeasurementHost;
+  atOpen: AtRate & MeasurementHost;
   fill: FillStep[];
   memory: MemorySample[];
   /** Between consecutive samples, and from 0 to all open (the last row). */
@@ -151,10 +151,20 @@ export function sampleCounts(count: number): number[] {
   return [...new Set(SAMPLE_SHARES.map((s) => Math.round(count * s)).filter((n) => n > 0))];
 }
 
-async function measured<T>(run: () => Promise<T>): Promise<T & { loadavg: { start: number[]; end: number[] } }> {
+/**
+ * What the host did during one measurement: the load averages, and the stolen CPU and the speed check around it. The
+ * two measurements are an hour apart; a host that slowed in between shows here, not in the ratios.
+ */
+export interface MeasurementHost {
+  loadavg: { start: number[]; end: number[] };
+  cpu: MachineCpu;
+}
+
+async function measured<T>(run: () => Promise<T>): Promise<T & MeasurementHost> {
   const start = loadAverages();
+  const cpu = startMachineCpu();
   const r = await run();
-  return { ...r, loadavg: { start, end: loadAverages() } };
+  return { ...r, loadavg: { start, end: loadAverages() }, cpu: cpu.finish() };
 }
 
 /** Creates requests of the 2 h action up to `target` open at `fillRate`, and waits until all of them are posted. */
@@ -277,6 +287,8 @@ export function judgeOpenRequests(r: Omit<OpenRequestsResult, 'targets'>): OpenR
 
 export function formatOpenRequestsTable(r: OpenRequestsResult): string {
   const la = (l: { start: number[]; end: number[] }) => `${l.start[0]} → ${l.end[0]}`;
+  const host = (c: MachineCpu | undefined) =>
+    c ? `${c.stealPct ?? 'n/a'} %; ${c.speedCheckMs.start} → ${c.speedCheckMs.end}` : 'n/a';
   const measure = (a: OpenRequestsResult['atNone']) => [
     pct(a.service.create),
     pct(a.timers?.escalationLateness ?? null),
@@ -287,6 +299,7 @@ export function formatOpenRequestsTable(r: OpenRequestsResult): string {
     a.perApproval.cpuMs,
     a.perApproval.dbOps,
     la(a.loadavg),
+    host(a.cpu),
   ];
   const names = Object.keys(r.memory.at(-1)?.rssMB ?? {});
   const cut = r.count < r.asked ? ` (of ${r.asked} asked: the fill's time bound ended it)` : '';
@@ -305,6 +318,7 @@ export function formatOpenRequestsTable(r: OpenRequestsResult): string {
         'CPU ms/appr.',
         'DB ops/appr.',
         'load avg',
+        'stolen; speed check ms',
       ],
       [
         ['none open', ...measure(r.atNone)],

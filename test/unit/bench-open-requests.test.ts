@@ -3,7 +3,12 @@
  * measurement began: measured over a backlog of first workflow tasks, its ratios are the backlog's, not the open
  * requests' (bench/open-requests.ts `judgeOpenRequests`).
  */
-import { judgeOpenRequests, sampleCounts, type OpenRequestsResult } from '../../bench/open-requests.js';
+import {
+  formatOpenRequestsTable,
+  judgeOpenRequests,
+  sampleCounts,
+  type OpenRequestsResult,
+} from '../../bench/open-requests.js';
 
 type Measurement = OpenRequestsResult['atNone'];
 
@@ -56,5 +61,24 @@ describe('sampleCounts', () => {
   it('samples at 10, 25, 50 and 100 % of the count, without repeats', () => {
     expect(sampleCounts(100000)).toEqual([10000, 25000, 50000, 100000]);
     expect(sampleCounts(4)).toEqual([1, 2, 4]);
+  });
+});
+
+describe('formatOpenRequestsTable', () => {
+  // The two measurements are an hour apart: a host that slowed in between must show beside them.
+  it("prints each measurement's host: CPU stolen and the speed check before and after it", () => {
+    const full = (createP99: number, stealPct: number | null, start: number, end: number): Measurement =>
+      ({
+        ...measurement(createP99, 100, 120),
+        service: { create: summary(createP99), ack: summary(20), arrivals: { done: 120, offered: 120 } },
+        perApproval: { cpuMs: 100, dbOps: 25 },
+        cpu: { stealPct, speedCheckMs: { start, end } },
+      }) as unknown as Measurement;
+    const r = result(0, full(50, null, 300, 360));
+    const text = formatOpenRequestsTable({ ...r, atNone: full(40, 0.4, 280, 290), targets: judgeOpenRequests(r) });
+    const rows = text.split('\n');
+    expect(rows.find((l) => l.startsWith('none open'))).toMatch(/0\.4 %; 280 → 290\s*$/);
+    expect(rows.find((l) => /^1000 open\s{2}/.test(l))).toMatch(/n\/a %; 300 → 360\s*$/);
+    expect(rows.some((l) => l.includes('stolen; speed check ms'))).toBe(true);
   });
 });
