@@ -287,8 +287,7 @@ export function judgeOpenRequests(r: Omit<OpenRequestsResult, 'targets'>): OpenR
 
 export function formatOpenRequestsTable(r: OpenRequestsResult): string {
   const la = (l: { start: number[]; end: number[] }) => `${l.start[0]} → ${l.end[0]}`;
-  const host = (c: MachineCpu | undefined) =>
-    c ? `${c.stealPct ?? 'n/a'} %; ${c.speedCheckMs.start} → ${c.speedCheckMs.end}` : 'n/a';
+  const host = (c: MachineCpu) => `${c.stealPct ?? 'n/a'} %; ${c.speedCheckMs.start} → ${c.speedCheckMs.end}`;
   const measure = (a: OpenRequestsResult['atNone']) => [
     pct(a.service.create),
     pct(a.timers?.escalationLateness ?? null),
