@@ -47,7 +47,10 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],
-    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    // One TypeScript program for every file: the root tsconfig includes them all (clients/ too), as `npm run typecheck`
+    // does. The project service would build one more per client's own tsconfig (five in all): `eslint .` on two cores,
+    // four runs each, alternated: 27-39 s (41-59 CPU-s) with the service, 21-30 s (33-45 CPU-s) with one program.
+    languageOptions: { parserOptions: { project: './tsconfig.json', tsconfigRootDir: import.meta.dirname } },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
