@@ -28,6 +28,10 @@ export const common = {
 export default {
   testTimeout: 60_000,
   testSequencer: '<rootDir>/test/sequencer.js',
+  // Every temporary file of the suites in one directory, removed at the end (test/run-tmpdir.js). The projects' own
+  // global setups (a dev server's SQLite file, the run's workflow bundle) remove theirs themselves.
+  globalSetup: '<rootDir>/test/run-tmpdir-setup.js',
+  globalTeardown: '<rootDir>/test/run-tmpdir-teardown.js',
   reporters: ['default', '<rootDir>/test/summary-reporter.js'],
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },

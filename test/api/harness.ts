@@ -3,7 +3,7 @@
  * over an in-memory gateway instead of Temporal: route contracts, refusals and error mapping are tested with
  * `app.inject`, in milliseconds. Slack's Web API is the fake Slack on loopback, as in the integration tests.
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -234,6 +234,7 @@ export async function startApiHarness(
     async close() {
       await app.close();
       await fakeSlack.close();
+      await rm(dir, { recursive: true, force: true });
     },
   };
 }

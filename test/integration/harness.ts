@@ -1,7 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -261,6 +261,7 @@ export async function startHarness(
       await worker.shutdown();
       await fakeSlack.close();
       await client.connection.close();
+      await rm(dir, { recursive: true, force: true });
       expectNoUnexpectedRefusals(fakeSlack);
     },
   };
