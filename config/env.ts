@@ -36,6 +36,8 @@ export const envSchema = z
     WORKER_METRICS_PORT: int(0, 65535).optional(),
     /** Threads running workflow code in each worker (the SDK's default is one). */
     WORKER_WORKFLOW_THREADS: int(1, 16).optional(),
+    /** Workflow code bundled ahead of time (`npm run build:workflows -- DIR`); unset, the worker bundles at start. */
+    WORKFLOW_BUNDLE_DIR: optionalString,
 
     POLICY_PATH: z.string().min(1).default('policies/policy.yaml'),
     TOKEN_SECRET: optionalString,

@@ -6,6 +6,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { TracedWebClient, type Tracing } from '../observability/tracing.js';
 import { prepareRetention } from '../temporal/schedules.js';
 import { createGuardWorker, type WorkerDeps } from './worker.js';
+import { prebuiltBundle } from './workflow-bundles.js';
 
 export interface RunningWorker {
   worker: Worker;
@@ -75,6 +76,8 @@ export async function startWorker(opts: {
     config.TEMPORAL_METRICS_PORT ? `${config.HOST}:${config.TEMPORAL_METRICS_PORT}` : null,
     log,
   );
+  // Before connecting: a stale bundle is a deployment error to report at once, not after Temporal answers.
+  const workflowBundle = opts.workflowBundle ?? prebuilt(config.WORKFLOW_BUNDLE_DIR, !!opts.tracing, log);
   const address = temporalAddress(config);
   const connection = await connectWithRetry(address, log);
   const clientConnection = await Connection.connect({ address });
@@ -99,7 +102,7 @@ export async function startWorker(opts: {
     slack,
     tracing: opts.tracing ?? null,
     onStateChange: opts.onStateChange,
-    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : {}),
+    ...(workflowBundle ? { workflowBundle } : {}),
   });
   const done = worker.run().finally(() => Promise.all([connection.close(), clientConnection.close()]));
   return {
@@ -110,4 +113,12 @@ export async function startWorker(opts: {
       await done;
     },
   };
+}
+
+/** The bundle of `npm run build:workflows` when WORKFLOW_BUNDLE_DIR names one (a stale one stops the start). */
+function prebuilt(dir: string | undefined, traced: boolean, log: (msg: string) => void) {
+  if (!dir) return undefined;
+  const { bundle, builtAt } = prebuiltBundle(dir, { traced });
+  log(`workflow code from ${bundle.codePath} (built ${builtAt}, sources unchanged)`);
+  return bundle;
 }

@@ -16,6 +16,7 @@ import { createAuditLog } from '../../observability/audit.js';
 import { createMetrics, type Metrics } from '../../observability/metrics.js';
 import { freePort, startDevServer, type DevServerOptions } from '../../temporal/dev-server.js';
 import { GUARD_SEARCH_ATTRIBUTES } from '../../temporal/search-attributes.js';
+import { WORKFLOW_BUNDLE_DIR_ENV } from '../helpers/run-bundle.js';
 import { apiClient, startProc, type ApiClient, type Proc } from './procs.js';
 
 /** The service's operational notes, on stderr only with GUARD_TEST_LOGS=1 (tests that provoke outages are loud). */
@@ -170,7 +171,10 @@ export function perTest(name: string): PerTest {
       };
     },
     workerProc(env) {
-      const proc = startProc('worker', process.execPath, ['--import', 'tsx', 'service/worker.ts'], { env });
+      // The run's prebuilt workflow code, as the image's workers load theirs (`npm start` still bundles at start).
+      const dir = process.env[WORKFLOW_BUNDLE_DIR_ENV];
+      const withBundle = dir && env.WORKFLOW_BUNDLE_DIR === undefined ? { ...env, WORKFLOW_BUNDLE_DIR: dir } : env;
+      const proc = startProc('worker', process.execPath, ['--import', 'tsx', 'service/worker.ts'], { env: withBundle });
       onCleanup(() => {
         proc.child.kill('SIGKILL');
         return proc.exited;

@@ -20,7 +20,7 @@ type DevServerModule = typeof import('../../temporal/dev-server.js');
 type NamespaceModule = typeof import('../../temporal/namespace.js');
 type SearchAttributesModule = typeof import('../../temporal/search-attributes.js');
 type RunBundleModule = typeof import('../helpers/run-bundle.js');
-type WorkerModule = typeof import('../../worker/worker.js');
+type BundlesModule = typeof import('../../worker/workflow-bundles.js');
 type NativeAddonModule = typeof import('../helpers/native-addon.js');
 
 /**
@@ -45,7 +45,10 @@ export default async function globalSetup(): Promise<void> {
     import.meta.url,
   )) as SearchAttributesModule;
   const { bundleForRun } = (await tsImport('../helpers/run-bundle.ts', import.meta.url)) as RunBundleModule;
-  const { workflowsPath } = (await tsImport('../../worker/worker.ts', import.meta.url)) as WorkerModule;
+  const { buildWorkflowBundles } = (await tsImport(
+    '../../worker/workflow-bundles.ts',
+    import.meta.url,
+  )) as BundlesModule;
   const { openNativeAddonChannels } = (await tsImport(
     '../helpers/native-addon.ts',
     import.meta.url,
@@ -55,7 +58,7 @@ export default async function globalSetup(): Promise<void> {
   if (external) {
     // A server someone else runs: only make sure it knows our search attributes.
     await Promise.all([
-      bundleForRun(workflowsPath),
+      bundleForRun(buildWorkflowBundles),
       namespace.registerSearchAttributes(external, 'default', GUARD_SEARCH_ATTRIBUTES),
     ]);
     return;
@@ -70,7 +73,7 @@ export default async function globalSetup(): Promise<void> {
       searchAttributes: GUARD_SEARCH_ATTRIBUTES,
       dynamicConfig: QUICK_DELETES,
     }),
-    bundleForRun(workflowsPath),
+    bundleForRun(buildWorkflowBundles),
   ]);
   process.env.TEMPORAL_TEST_ADDRESS = server.address;
   process.env.TEMPORAL_TEST_DB = dbFile;

@@ -1,5 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, type WorkflowBundleOption } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { createMetrics, type Metrics } from '../../observability/metrics.js';
 import { WORKFLOW_TRACING_MODULE, type Tracing } from '../../observability/tracing.js';
 import { startWorker, type RunningWorker } from '../../worker/run.js';
 import { workflowsPath } from '../../worker/worker.js';
+import { WORKFLOW_BUNDLE_DIR_ENV } from '../helpers/run-bundle.js';
 import { workflowBundle } from '../helpers/workflow-bundle.js';
 import {
   blockActionPayload,
@@ -29,9 +30,14 @@ export { ADMIN_TOKEN, SIGNING_SECRET, TEST_POLICY };
 
 export { workflowBundle };
 
-let tracedBundle: Promise<WorkflowBundleWithSourceMap> | null = null;
-/** The workflow code with the OpenTelemetry workflow interceptors, for harnesses started with `tracing`. */
-function tracedWorkflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+let tracedBundle: Promise<WorkflowBundleOption> | null = null;
+/**
+ * The workflow code with the OpenTelemetry workflow interceptors, for harnesses started with `tracing`: the run's
+ * traced bundle (test/helpers/run-bundle.ts), else bundled once per test file.
+ */
+function tracedWorkflowBundle(): Promise<WorkflowBundleOption> {
+  const dir = process.env[WORKFLOW_BUNDLE_DIR_ENV];
+  if (dir) return Promise.resolve({ codePath: join(dir, 'workflows-traced.js') });
   tracedBundle ??= bundleWorkflowCode({
     workflowsPath,
     workflowInterceptorModules: [WORKFLOW_TRACING_MODULE],
