@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { WORKFLOW_BUNDLE_DIR_ENV } from '../helpers/run-bundle.js';
 import { ROOT } from './procs.js';
 
 const TIMEOUT_MS = 240_000;
@@ -35,6 +36,8 @@ const summary = {
   p99: expect.any(Number),
 };
 const row = { latency: expect.objectContaining(summary), perSec: expect.any(Number) };
+/** The service's workers load the run's prebuilt workflow code, as the image's do (the floor's worker bundles its own). */
+const prebuilt = ['--env', `WORKFLOW_BUNDLE_DIR=${process.env[WORKFLOW_BUNDLE_DIR_ENV]}`];
 
 test(
   'load-sim runs the scenarios and the floor, and writes every figure',
@@ -55,7 +58,7 @@ test(
         '--temporal',
         address,
       ];
-      const run = await runLoadSim([...args, '--out', out, '--label', 'smoke']);
+      const run = await runLoadSim([...args, ...prebuilt, '--out', out, '--label', 'smoke']);
       expect({ code: run.code, output: run.code === 0 ? '' : run.output }).toEqual({ code: 0, output: '' });
       expect(run.output).toContain('create p99 / floor start p99');
 
@@ -117,7 +120,17 @@ test(
       const rest = ['--knee-p99', '60000', '--warmup', '1', '--duration', '2', '--timer-rate', '4'];
       const pending = ['--pending', '5', '--pending-rate', '10'];
       const temporal = ['--temporal', process.env.TEMPORAL_TEST_ADDRESS!];
-      const run = await runLoadSim([...knee, ...rest, ...pending, ...temporal, '--out', out, '--label', 'open']);
+      const run = await runLoadSim([
+        ...knee,
+        ...rest,
+        ...pending,
+        ...temporal,
+        ...prebuilt,
+        '--out',
+        out,
+        '--label',
+        'open',
+      ]);
       expect({ code: run.code, output: run.code === 0 ? '' : run.output }).toEqual({ code: 0, output: '' });
       expect(run.output).toContain('max sustainable: approvals 8/s, floor loops 8/s, ratio 1');
       const result = JSON.parse(await readFile(out, 'utf8'));
