@@ -3,6 +3,7 @@
  * against the running service (real HTTP, real Temporal, decisions through signed Slack interactions).
  */
 import { hostname, userInfo } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -233,7 +234,7 @@ describe('never orphans a request (started as Claude Desktop starts it: cwd /, n
     await bare.connect(
       new StdioClientTransport({
         command: process.execPath,
-        // As a desktop client's config names it: the shim, by absolute path (it finds tsx from its own place).
+        // As a desktop client's config names it: the shim, by absolute path (it finds its bundle, or tsx, from its own place).
         args: [join(process.cwd(), 'clients/mcp/guard-mcp.mjs')],
         cwd: '/',
         env: {
@@ -258,6 +259,13 @@ describe('never orphans a request (started as Claude Desktop starts it: cwd /, n
       undefined,
       timeout ? { timeout } : {},
     ) as Promise<CallToolResult>;
+
+  test('started by the shim, the server names itself with its package version (read next to its sources)', async () => {
+    const pkg = JSON.parse(readFileSync(join(process.cwd(), 'clients/mcp/package.json'), 'utf8')) as {
+      version: string;
+    };
+    expect(bare.getServerVersion()).toMatchObject({ version: pkg.version });
+  });
 
   test('a wait past the client limit: cut off, then resumed with the returned key; one request in Temporal', async () => {
     const since = new Date();
