@@ -49,6 +49,7 @@ const USAGE = `usage: npm run load-sim -- [options]
   --signing-secret S  Slack signing secret of the API at --url (default $SLACK_SIGNING_SECRET)
   --audit-file F      audit file of the API at --url (for escalation times)
   --env KEY=VALUE     extra environment for the service's processes (repeatable)
+  --slack-latency MS  the fake Slack answers each Web API call after MS (default 0; real Slack takes 50-300)
   --profile           write V8 CPU profiles of the API and worker next to the result
   --label TEXT        recorded in the result (e.g. "before", "after")
   --out FILE          result path (default bench/results/load-sim-<time>.json)
@@ -85,6 +86,7 @@ interface Options {
   signingSecret?: string | undefined;
   auditFile?: string | undefined;
   env: Record<string, string>;
+  slackLatencyMs: number;
   profile: boolean;
   label: string | null;
   out: string;
@@ -109,6 +111,7 @@ function parseOptions(argv: string[]): Options | null {
       'signing-secret': { type: 'string' },
       'audit-file': { type: 'string' },
       env: { type: 'string', multiple: true },
+      'slack-latency': { type: 'string' },
       profile: { type: 'boolean' },
       label: { type: 'string' },
       out: { type: 'string' },
@@ -204,6 +207,7 @@ function parseOptions(argv: string[]): Options | null {
         return [kv.slice(0, eq), kv.slice(eq + 1)];
       }),
     ),
+    slackLatencyMs: int('slack-latency', values['slack-latency'], 0, 0),
     profile: values.profile ?? false,
     label: values.label ?? null,
     out: path.resolve(values.out ?? path.join(ROOT, 'bench', 'results', `load-sim-${stamp}.json`)),
@@ -288,6 +292,7 @@ async function run(opts: Options): Promise<AnyResult> {
     signingSecret: opts.signingSecret,
     auditFile: opts.auditFile,
     env: opts.env,
+    slackLatencyMs: opts.slackLatencyMs,
     profileDir,
     log,
   });
@@ -515,6 +520,7 @@ async function main(): Promise<void> {
   console.log(
     `cpu: ${stealPct ?? 'n/a'} % stolen by the host, speed check ${speedCheckMs.start} → ${speedCheckMs.end} ms (lower is faster)`,
   );
+  if (opts.slackLatencyMs > 0) console.log(`fake Slack: each Web API call answered after ${opts.slackLatencyMs} ms`);
   if (result.failures.length) console.log(`failures:\n  ${result.failures.join('\n  ')}`);
   console.log(`result: ${path.relative(process.cwd(), opts.out)}`);
 }

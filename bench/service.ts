@@ -36,6 +36,8 @@ export interface ServiceOptions {
   auditFile?: string | undefined;
   /** Extra environment for the API and worker children (tuning experiments). */
   env?: Record<string, string>;
+  /** The fake Slack answers each Web API call after this many ms (default 0). */
+  slackLatencyMs?: number;
   /** Write V8 CPU profiles of the API and worker children here. */
   profileDir?: string | undefined;
   log: (msg: string) => void;
@@ -237,7 +239,10 @@ async function startOwnService(
   worker: Child;
 }> {
   let traffic: SlackTraffic | null = null;
-  const fake = await startFakeSlack({ onCall: (call) => traffic?.record(call) });
+  const fake = await startFakeSlack({
+    onCall: (call) => traffic?.record(call),
+    latencyMs: opts.slackLatencyMs ?? 0,
+  });
   traffic = new SlackTraffic(fake);
   cleanups.push(() => fake.close());
   const policyPath = path.join(dir, 'policy.yaml');

@@ -71,6 +71,11 @@ export interface FakeSlackOptions {
   onCall?: (call: FakeSlackCall) => void;
   /** Scopes of bot tokens (default FAKE_BOT_SCOPES). */
   scopes?: readonly string[];
+  /**
+   * Every Web API reply is sent this many milliseconds after its request was read (default 0). Real Slack answers in
+   * tens to hundreds of milliseconds; the load harness uses it (`--slack-latency`) so that what waits for Slack shows.
+   */
+  latencyMs?: number;
 }
 
 /** A conversation as a test declares it; channels nobody declared exist, are public and have the bot as a member. */
@@ -321,6 +326,7 @@ class FakeSlackServer implements FakeSlack {
   constructor(
     private readonly onCall?: (call: FakeSlackCall) => void,
     scopes: readonly string[] = FAKE_BOT_SCOPES,
+    private readonly latencyMs = 0,
   ) {
     this.scopes = scopes;
     this.initialScopes = scopes;
@@ -421,6 +427,7 @@ class FakeSlackServer implements FakeSlack {
     const final = fault ?? reply ?? this.authorize(method, token, args) ?? this.dispatch(method, args);
     const injected = fault !== undefined || final.declared === true;
     this.record({ method, args, at: Date.now(), status: final.status, token, response: final.body, injected });
+    if (this.latencyMs > 0) await sleep(this.latencyMs);
     send(res, { ...final, headers: { ...this.scopeHeaders(method, token, args), ...final.headers } });
   }
 
@@ -731,7 +738,7 @@ function defaultChannel(id: string): Required<FakeChannelState> {
 }
 
 export async function startFakeSlack(opts: FakeSlackOptions = {}): Promise<FakeSlack> {
-  const fake = new FakeSlackServer(opts.onCall, opts.scopes);
+  const fake = new FakeSlackServer(opts.onCall, opts.scopes, opts.latencyMs);
   await fake.listen(opts.port ?? 0, opts.host ?? '127.0.0.1');
   return fake;
 }

@@ -412,6 +412,24 @@ describe('fault injection', () => {
   });
 });
 
+describe('latency (the load harness: --slack-latency)', () => {
+  test('every Web API reply is sent latencyMs after its call arrived (and was recorded)', async () => {
+    const slow = await startFakeSlack({ latencyMs: 120 });
+    try {
+      const web = new WebClient(TOKEN, { slackApiUrl: slow.url, retryConfig: { retries: 0 }, logger: silentLogger });
+      await expect(web.auth.test()).resolves.toMatchObject({ ok: true });
+      await expect(web.chat.postMessage({ channel: 'C1', text: 'hi' })).resolves.toMatchObject({ ok: true });
+      const answered = Date.now();
+      expect(slow.calls.map((c) => c.method)).toEqual(['auth.test', 'chat.postMessage']);
+      // Timers never fire early; a millisecond of rounding between the two clocks' readings.
+      expect(slow.calls[1]!.at - slow.calls[0]!.at).toBeGreaterThanOrEqual(119);
+      expect(answered - slow.calls[1]!.at).toBeGreaterThanOrEqual(119);
+    } finally {
+      await slow.close();
+    }
+  });
+});
+
 describe('Slack request signing helpers', () => {
   // The worked example from Slack's "Verifying requests from Slack" guide.
   const doc = {
