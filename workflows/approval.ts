@@ -51,8 +51,9 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
 
   const slackDone = syncSlackMessage(req);
   await runTimers(req);
-  // The archive needs the message's address, not its final render: both go out in the deciding task.
+  // The archive needs the message's address, not its final render: both go out in the task after the deciding one.
   if (!req.postSettled) await condition(() => req.postSettled);
+  await req.afterDecisionRecorded();
   await Promise.all([slackDone, run('archiveRequest', { input, final: req.view() })]);
   upsertSearchAttributes([{ key: sa.GuardArchived, value: true }]);
   const done = () => req.idle && allHandlersFinished();

@@ -2,6 +2,7 @@ import {
   ApplicationFailure,
   log,
   proxySinks,
+  sleep,
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
@@ -53,6 +54,8 @@ export class ApprovalRequest {
   private inFlight = 0;
   /** The view the memo holds, as JSON. */
   private memoJson: string;
+  /** Set once decided: resolves in the workflow task after the one that recorded the decision. */
+  private decisionRecorded: Promise<void> | null = null;
 
   constructor(readonly input: msg.ApprovalInput) {
     this.state = initialState(input);
@@ -148,6 +151,18 @@ export class ApprovalRequest {
 
   notify(notification: Notification): void {
     this.attempt({ type: 'notify', notification }, nowIso());
+  }
+
+  /**
+   * Resolves once the decision has reached Temporal: in the workflow task after the one that made it. A task's
+   * commands (the memo and search attributes that say "approved", the timers it started) reach the server only when
+   * the task completes, and a task that runs local activities completes after the last of them: a decision's Slack
+   * update and archive in its own task would hold the waiting agent for Slack's answer (tens to hundreds of ms, up
+   * to the local attempt's 5 s when Slack is slow). A 1 ms timer ends the task first; the side effects run in the
+   * next one (docs/performance.md, "The decision before Slack"). One timer per request, whoever asks first.
+   */
+  afterDecisionRecorded(): Promise<void> {
+    return (this.decisionRecorded ??= sleep(1));
   }
 
   /** Runs a side effect the request waits for before it ends; its failure is logged, never fatal. */

@@ -27,6 +27,8 @@ export async function syncSlackMessage(req: ApprovalRequest): Promise<void> {
     if (req.state.version === rendered) await condition(() => req.state.version !== rendered);
     // The worker's update queue asks for a pause so a burst becomes one update; a decision goes out at once.
     if (hint.coalesceMs && !req.decided) await condition(() => req.decided, hint.coalesceMs);
+    // The decision reaches the waiting agent before Slack is asked to show it.
+    if (req.decided) await req.afterDecisionRecorded();
     const snapshot = req.state;
     hint = await update(req, snapshot, ref);
     if (threadDue(req, snapshot, hint)) await threadParams(req, snapshot, ref);

@@ -17,7 +17,9 @@ import {
   denySignal,
   personaAckSignal,
   stateQuery,
+  VIEW_MEMO_KEY,
   type ApprovalInput,
+  type RequestView,
 } from '../../workflows/messages.js';
 import { makePlan } from '../fixtures/plans.js';
 import { approvalInput, eventually, mockActivities, SLACK_REF, useSuite, withWorker } from './harness.js';
@@ -251,7 +253,7 @@ describe('timers and the end of a request', () => {
     });
   });
 
-  test('the deciding task runs the final Slack update and the archive locally, and completes the request', async () => {
+  test('the deciding task records the decision alone; the next updates Slack, archives and ends', async () => {
     const mocks = mockActivities();
     await withWorker({ env, bundle, mocks }, async (taskQueue) => {
       const handle = await start(await approvalInput(env, {}), taskQueue);
@@ -261,15 +263,38 @@ describe('timers and the end of a request', () => {
       );
       await handle.signal(approveSignal, { userId: 'U_ALICE' });
       expect(await handle.result()).toMatchObject({ status: 'approved' });
+      const events = (await handle.fetchHistory()).events ?? [];
       // (A task that wrote nothing is one the server ran to answer a query of the test's.)
-      const tasks = workflowTasks((await handle.fetchHistory()).events ?? []).filter((t) => t.types.length > 0);
-      // Start: the post ran locally in the first task (no activity task); the click: one task that ends it all.
+      const tasks = workflowTasks(events).filter((t) => t.types.length > 0);
+      // Start: the post ran locally in the first task (no activity task). The click: a task with no local activity,
+      // so it completes (and the waiting agent hears) at once, with a 1 ms timer; the next one ends it all.
       expect(tasks.map((t) => t.localActivities)).toEqual([
         ['postRequestMessage'],
+        [],
         ['updateRequestMessage', 'archiveRequest'],
       ]);
+      expect(tasks[1]!.types).toEqual(
+        expect.arrayContaining([
+          EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+          EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+          EventType.EVENT_TYPE_TIMER_STARTED,
+        ]),
+      );
+      // The view the deciding task wrote is the decision, before Slack was asked to show it.
+      const converter = env.client.options.loadedDataConverter.payloadConverter;
+      const decided = events.findIndex((e) => {
+        const memo = e.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields?.[VIEW_MEMO_KEY];
+        return memo && converter.fromPayload<RequestView>(memo).status === 'approved';
+      });
+      const updated = events.findIndex((e) =>
+        Buffer.from(e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data ?? [])
+          .toString()
+          .includes('"updateRequestMessage"'),
+      );
+      expect(decided).toBeGreaterThan(0);
+      expect(updated).toBeGreaterThan(decided);
       expect(tasks.flatMap((t) => t.types)).not.toContain(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED);
-      expect(tasks[1]!.types.at(-1)).toBe(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED);
+      expect(tasks[2]!.types.at(-1)).toBe(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED);
       expect(mocks.calls.archiveRequest).toHaveLength(1);
       expect(mocks.calls.archiveRequest[0]!.final).toMatchObject({ status: 'approved', slack: expect.any(Object) });
     });

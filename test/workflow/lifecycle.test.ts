@@ -629,8 +629,14 @@ describe('the memo', () => {
         await approvalInput(env, { request: makeRequest({ params: { script: 'x'.repeat(20_000) } }) }),
         taskQueue,
       );
-      // Both decided before either result is awaited: awaiting a result skips the clock to the other's expiry.
+      // Both decided, then both seen closed, before either result is awaited: awaiting a result skips the clock, to
+      // the other's expiry while its task after the decision (the final Slack update and the archive) still runs.
       for (const handle of [small, large]) await handle.executeUpdate(approveUpdate, { args: [{ userId: 'U_ALICE' }] });
+      for (const handle of [small, large])
+        await eventually(
+          () => handle.describe(),
+          (d) => d.status.name !== 'RUNNING',
+        );
       await Promise.all([small.result(), large.result()]);
       const memos = async (handle: Handle) =>
         ((await handle.fetchHistory()).events ?? [])
