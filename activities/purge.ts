@@ -3,7 +3,6 @@ import { WorkflowNotFoundError, isGrpcServiceError, type Client } from '@tempora
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AuditLog } from '../observability/audit.js';
 import type { Metrics } from '../observability/metrics.js';
-import { GUARD_SEARCH_ATTRIBUTE_KEYS as sa } from '../temporal/search-attributes.js';
 
 export interface PurgeDeps {
   /** A client on the worker's namespace: the activity lists, describes and deletes through it. */
@@ -40,14 +39,17 @@ export type SkipReason = 'gone' | 'running' | 'not_archived' | 'not_due' | 'not_
 export const APPROVAL_WORKFLOW_TYPE = 'approvalWorkflow';
 const GRPC_NOT_FOUND = 5;
 
-/** The visibility filter for closed, archived approval requests of `taskQueue` that closed before `cutoff`. */
+/**
+ * The visibility filter for archived approval requests of `taskQueue` that closed before `cutoff`. Archived means
+ * completed: the approval workflow completes only once its archive line is written (workflows/approval.ts); a run
+ * that closed any other way (terminated, reset, failed, cancelled by hand) was not archived and is never purged.
+ */
 export function purgeQuery(cutoff: string, taskQueue: string): string {
   if (taskQueue.includes("'")) throw new Error(`task queue name ${taskQueue} cannot be quoted in a visibility query`);
   return [
-    `ExecutionStatus != 'Running'`,
+    `ExecutionStatus = 'Completed'`,
     `WorkflowType = '${APPROVAL_WORKFLOW_TYPE}'`,
     `TaskQueue = '${taskQueue}'`,
-    `GuardArchived = true`,
     `CloseTime < '${new Date(cutoff).toISOString()}'`,
   ].join(' AND ');
 }
@@ -147,7 +149,7 @@ async function whyNotPurge(
   }
   if (d.status.name === 'RUNNING') return 'running';
   if (d.type !== APPROVAL_WORKFLOW_TYPE || d.taskQueue !== taskQueue) return 'not_ours';
-  if (d.typedSearchAttributes.get(sa.GuardArchived) !== true) return 'not_archived';
+  if (d.status.name !== 'COMPLETED') return 'not_archived';
   if (!d.closeTime || d.closeTime.getTime() >= Date.parse(cutoff)) return 'not_due';
   return null;
 }

@@ -152,7 +152,7 @@ async function postTo(
   channel: string,
   input: MessageInput,
   errors: string[],
-): Promise<{ ref: SlackRef; minimal: boolean; paramsCut: boolean } | null> {
+): Promise<{ ref: SlackRef; minimal: boolean; paramsCut: boolean; postMs: number } | null> {
   const { request, plan, state } = input;
   const rich = renderRequestMessage(request, plan, state);
   const attempts: Array<[boolean, SlackMessage]> = [
@@ -161,15 +161,17 @@ async function postTo(
   ];
   for (const [minimal, message] of attempts) {
     try {
+      const started = performance.now();
       const res = await ctx.calls.call(client, 'chat.postMessage', (c) => c.chat.postMessage({ channel, ...message }));
+      const postMs = Math.round(performance.now() - started);
       const ref = { channel: res.channel ?? channel, ts: res.ts ?? '' };
-      if (!minimal) return { ref, minimal, paramsCut: anythingCut(rich.cut) };
+      if (!minimal) return { ref, minimal, paramsCut: anythingCut(rich.cut), postMs };
       const details = renderThreadDetails(request, plan, state, ALL_CUT);
       const threaded = await postThread(ctx, client, ref, details).then(
         () => true,
         (err: unknown) => (say(`details thread failed: ${(err as Error).message}`), false),
       );
-      return { ref, minimal, paramsCut: !threaded };
+      return { ref, minimal, paramsCut: !threaded, postMs };
     } catch (err) {
       if (!(err instanceof Refused)) throw err;
       errors.push(`${minimal ? 'minimal message' : 'message'} to ${channel}: ${err.code}`);
@@ -195,7 +197,7 @@ async function postRequestMessage(ctx: Ctx, input: MessageInput): Promise<PostOu
   for (const [i, channel] of targets.entries()) {
     const posted = await postTo(ctx, slack, channel, input, errors);
     if (!posted) continue;
-    const { ref, minimal, paramsCut } = posted;
+    const { ref, minimal, paramsCut, postMs } = posted;
     const link = await ctx.calls.maybe(slack, 'chat.getPermalink', (c) =>
       c.chat.getPermalink({ channel: ref.channel, message_ts: ref.ts }),
     );
@@ -206,6 +208,7 @@ async function postRequestMessage(ctx: Ctx, input: MessageInput): Promise<PostOu
       ...(link?.permalink ? { permalink: link.permalink } : {}),
       ...(fallback ? { fallback } : {}),
       ...(paramsCut ? { paramsCut } : {}),
+      postMs,
       ...ctx.hint,
     };
   }

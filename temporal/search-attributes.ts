@@ -14,7 +14,6 @@ export const GUARD_SEARCH_ATTRIBUTES = {
   GuardRequester: 'Keyword',
   GuardExpiresAt: 'Datetime',
   GuardLineageId: 'Keyword',
-  GuardArchived: 'Bool',
   GuardPersonasPending: 'KeywordList',
 } as const satisfies Record<string, SearchAttributeCliType>;
 

@@ -1,7 +1,6 @@
-import { allHandlersFinished, condition, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { allHandlersFinished, condition, setHandler } from '@temporalio/workflow';
 import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
 import type { Command } from '../domain/request-state.js';
-import { GUARD_SEARCH_ATTRIBUTE_KEYS as sa } from '../temporal/search-attributes.js';
 import { run } from './activities.js';
 import * as msg from './messages.js';
 import { ApprovalRequest } from './request.js';
@@ -51,11 +50,13 @@ export async function approvalWorkflow(input: msg.ApprovalInput): Promise<msg.Re
 
   const slackDone = syncSlackMessage(req);
   await runTimers(req);
-  // The archive needs the message's address, not its final render: both go out in the task after the deciding one.
+  // The archive needs the message's address, not its final render: both go out in the deciding task, or in the one
+  // after it on a slow Slack.
   if (!req.postSettled) await condition(() => req.postSettled);
-  await req.afterDecisionRecorded();
+  if (req.splitsDecision) await req.afterDecisionRecorded();
+  // Completing is what says "archived": the run cannot complete before its line is written, and the purge sweeper
+  // deletes completed runs only (activities/purge.ts). A search attribute for it cost a visibility write per request.
   await Promise.all([slackDone, run('archiveRequest', { input, final: req.view() })]);
-  upsertSearchAttributes([{ key: sa.GuardArchived, value: true }]);
   const done = () => req.idle && allHandlersFinished();
   if (!done()) await condition(done);
   return req.view();

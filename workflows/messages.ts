@@ -57,7 +57,18 @@ export interface UpdateHint {
 
 /** The outcome of posting the request's message: a permanent refusal of every fallback is `failed`, never thrown. */
 export type PostOutcome =
-  | ({ slack: 'posted'; channel: string; ts: string; permalink?: string; fallback?: 'minimal' | 'dm' } & UpdateHint)
+  | ({
+      slack: 'posted';
+      channel: string;
+      ts: string;
+      permalink?: string;
+      fallback?: 'minimal' | 'dm';
+      /**
+       * How long Slack took to answer the chat.postMessage that posted it, ms: when Slack is that slow, a decision is
+       * recorded in a task of its own before its Slack update (workflows/request.ts, `SLOW_SLACK_MS`).
+       */
+      postMs?: number;
+    } & UpdateHint)
   | { slack: 'failed'; error: string }
   | { slack: 'skipped' };
 

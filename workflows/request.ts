@@ -35,6 +35,12 @@ const { guard } = proxySinks<GuardSinks>();
  * forgotten while the request lives (a replayed delivery must not count twice). Clicks past it are refused.
  */
 export const MAX_CLICK_IDS = 1_000;
+/**
+ * Slack took at least this long to take the request's post: its decision is recorded in a task of its own, before
+ * the Slack update (`afterDecisionRecorded`). Real Slack takes 50–300 ms; a Slack-compatible endpoint next to the
+ * worker answers in a few.
+ */
+export const SLOW_SLACK_MS = 50;
 const MAX_CLICK_ID_CHARS = 200;
 
 type Outcome = { ok: true } | { ok: false; reason: RefusalReason; message: string };
@@ -54,7 +60,9 @@ export class ApprovalRequest {
   private inFlight = 0;
   /** The view the memo holds, as JSON. */
   private memoJson: string;
-  /** Set once decided: resolves in the workflow task after the one that recorded the decision. */
+  /** Slack answered the post in SLOW_SLACK_MS or more: a decision goes to Temporal before the Slack update. */
+  slackSlow = false;
+  /** Set once decided, when split: resolves in the workflow task after the one that recorded the decision. */
   private decisionRecorded: Promise<void> | null = null;
 
   constructor(readonly input: msg.ApprovalInput) {
@@ -154,13 +162,19 @@ export class ApprovalRequest {
   }
 
   /**
-   * Resolves once the decision has reached Temporal: in the workflow task after the one that made it. A task's
-   * commands (the memo and search attributes that say "approved", the timers it started) reach the server only when
-   * the task completes, and a task that runs local activities completes after the last of them: a decision's Slack
-   * update and archive in its own task would hold the waiting agent for Slack's answer (tens to hundreds of ms, up
-   * to the local attempt's 5 s when Slack is slow). A 1 ms timer ends the task first; the side effects run in the
-   * next one (docs/performance.md, "The decision before Slack"). One timer per request, whoever asks first.
+   * True when the decision's side effects (the final Slack update, the archive) wait for a task of their own. A
+   * task's commands (the memo and search attributes that say "approved") reach the server only when the task
+   * completes, and a task that runs local activities completes after the last of them: in the deciding task, the
+   * Slack update holds the waiting agent for Slack's answer (tens to hundreds of ms, up to the local attempt's 5 s
+   * when Slack is slow). Splitting costs a timer and a workflow task (about 15–30 % more CPU and 6 database operations
+   * per approval, docs/performance.md "The decision before Slack"), so it is done when it saves more than that: a
+   * message to update on a Slack that answered the post slowly.
    */
+  get splitsDecision(): boolean {
+    return this.slackSlow && this.slackRef !== null;
+  }
+
+  /** Resolves in the workflow task after the deciding one: a 1 ms timer ends that task first. One per request. */
   afterDecisionRecorded(): Promise<void> {
     return (this.decisionRecorded ??= sleep(1));
   }

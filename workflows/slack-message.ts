@@ -2,7 +2,7 @@ import { ActivityFailure, condition, log } from '@temporalio/workflow';
 import type { Notification, RequestState } from '../domain/request-state.js';
 import { run } from './activities.js';
 import type { PostOutcome, SlackRef, UpdateHint } from './messages.js';
-import type { ApprovalRequest } from './request.js';
+import { SLOW_SLACK_MS, type ApprovalRequest } from './request.js';
 
 /**
  * Keeps the Slack message equal to the state: posts it once (the outcome becomes the request's `notification`),
@@ -27,8 +27,8 @@ export async function syncSlackMessage(req: ApprovalRequest): Promise<void> {
     if (req.state.version === rendered) await condition(() => req.state.version !== rendered);
     // The worker's update queue asks for a pause so a burst becomes one update; a decision goes out at once.
     if (hint.coalesceMs && !req.decided) await condition(() => req.decided, hint.coalesceMs);
-    // The decision reaches the waiting agent before Slack is asked to show it.
-    if (req.decided) await req.afterDecisionRecorded();
+    // On a slow Slack, the decision reaches the waiting agent before Slack is asked to show it.
+    if (req.decided && req.splitsDecision) await req.afterDecisionRecorded();
     const snapshot = req.state;
     hint = await update(req, snapshot, ref);
     if (threadDue(req, snapshot, hint)) await threadParams(req, snapshot, ref);
@@ -48,7 +48,10 @@ function post(req: ApprovalRequest, state: RequestState): Promise<PostOutcome> {
   return run('postRequestMessage', { request, plan, state }).then(
     (outcome) => {
       // The address first: the view recorded with the notification then says where the message is.
-      if (outcome.slack === 'posted') req.slackRef = { channel: outcome.channel, ts: outcome.ts };
+      if (outcome.slack === 'posted') {
+        req.slackRef = { channel: outcome.channel, ts: outcome.ts };
+        req.slackSlow = (outcome.postMs ?? 0) >= SLOW_SLACK_MS;
+      }
       return outcome;
     },
     (err: unknown) => {

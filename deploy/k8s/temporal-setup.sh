@@ -21,7 +21,6 @@ GuardAction=Keyword
 GuardRequester=Keyword
 GuardExpiresAt=Datetime
 GuardLineageId=Keyword
-GuardArchived=Bool
 GuardPersonasPending=KeywordList
 "
 

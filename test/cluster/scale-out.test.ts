@@ -127,7 +127,6 @@ test("the release's schema versions; the setup script registered the search attr
   expect(Object.keys(attrs.customAttributes ?? {}).sort()).toEqual(
     expect.arrayContaining([
       'GuardAction',
-      'GuardArchived',
       'GuardExpiresAt',
       'GuardLineageId',
       'GuardPersonasPending',

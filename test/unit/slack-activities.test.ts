@@ -70,6 +70,26 @@ const paramsInThread = (channel: string, ts: string) =>
   ) as unknown;
 
 describe('postRequestMessage', () => {
+  test("answers how long Slack took to take the post (the workflow splits a decision from a slow Slack's update)", async () => {
+    expect(posted(await run(activities.postRequestMessage, input())).postMs).toEqual(expect.any(Number));
+    const slow = await startFakeSlack({ latencyMs: 150 });
+    try {
+      const web = new WebClient('xoxb-test', {
+        slackApiUrl: slow.url,
+        retryConfig: { retries: 0 },
+        logLevel: LogLevel.ERROR,
+      });
+      const onSlow = createSlackActivities({ slack: web, metrics: createMetrics() });
+      const out = posted(await run(onSlow.postRequestMessage, input()));
+      // The post alone, not the permalink asked after it (with it, 300 ms or more).
+      expect(out.postMs).toBeGreaterThanOrEqual(149);
+      expect(out.postMs).toBeLessThan(300);
+      expect(slow.callsOf('chat.getPermalink')).toHaveLength(1);
+    } finally {
+      await slow.close();
+    }
+  });
+
   test('posts the rich message to the channel and answers its permalink', async () => {
     const out = posted(await run(activities.postRequestMessage, input()));
     expect(out).toMatchObject({ channel: 'C0APPROVALS', ts: expect.any(String) });

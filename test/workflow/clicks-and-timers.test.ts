@@ -10,7 +10,7 @@ import type { approvalWorkflow } from '../../workflows/approval.js';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { randomUUID } from 'node:crypto';
-import { MAX_CLICK_IDS } from '../../workflows/request.js';
+import { MAX_CLICK_IDS, SLOW_SLACK_MS } from '../../workflows/request.js';
 import {
   approveSignal,
   approveUpdate,
@@ -253,9 +253,15 @@ describe('timers and the end of a request', () => {
     });
   });
 
-  test('the deciding task records the decision alone; the next updates Slack, archives and ends', async () => {
-    const mocks = mockActivities();
-    await withWorker({ env, bundle, mocks }, async (taskQueue) => {
+  /** An approval whose post took `postMs` in Slack: its history cut into tasks, and the events themselves. */
+  async function approvedAfterPost(postMs: number) {
+    const mocks = mockActivities({
+      postRequestMessage: async (input) => {
+        mocks.calls.postRequestMessage.push(input);
+        return { slack: 'posted', ...SLACK_REF, postMs };
+      },
+    });
+    return withWorker({ env, bundle, mocks }, async (taskQueue) => {
       const handle = await start(await approvalInput(env, {}), taskQueue);
       await eventually(
         () => handle.query(stateQuery),
@@ -263,41 +269,56 @@ describe('timers and the end of a request', () => {
       );
       await handle.signal(approveSignal, { userId: 'U_ALICE' });
       expect(await handle.result()).toMatchObject({ status: 'approved' });
+      expect(mocks.calls.archiveRequest).toHaveLength(1);
+      expect(mocks.calls.archiveRequest[0]!.final).toMatchObject({ status: 'approved', slack: expect.any(Object) });
       const events = (await handle.fetchHistory()).events ?? [];
       // (A task that wrote nothing is one the server ran to answer a query of the test's.)
       const tasks = workflowTasks(events).filter((t) => t.types.length > 0);
-      // Start: the post ran locally in the first task (no activity task). The click: a task with no local activity,
-      // so it completes (and the waiting agent hears) at once, with a 1 ms timer; the next one ends it all.
-      expect(tasks.map((t) => t.localActivities)).toEqual([
-        ['postRequestMessage'],
-        [],
-        ['updateRequestMessage', 'archiveRequest'],
-      ]);
-      expect(tasks[1]!.types).toEqual(
-        expect.arrayContaining([
-          EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
-          EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
-          EventType.EVENT_TYPE_TIMER_STARTED,
-        ]),
-      );
-      // The view the deciding task wrote is the decision, before Slack was asked to show it.
-      const converter = env.client.options.loadedDataConverter.payloadConverter;
-      const decided = events.findIndex((e) => {
-        const memo = e.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields?.[VIEW_MEMO_KEY];
-        return memo && converter.fromPayload<RequestView>(memo).status === 'approved';
-      });
-      const updated = events.findIndex((e) =>
-        Buffer.from(e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data ?? [])
-          .toString()
-          .includes('"updateRequestMessage"'),
-      );
-      expect(decided).toBeGreaterThan(0);
-      expect(updated).toBeGreaterThan(decided);
       expect(tasks.flatMap((t) => t.types)).not.toContain(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED);
-      expect(tasks[2]!.types.at(-1)).toBe(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED);
-      expect(mocks.calls.archiveRequest).toHaveLength(1);
-      expect(mocks.calls.archiveRequest[0]!.final).toMatchObject({ status: 'approved', slack: expect.any(Object) });
+      expect(tasks.at(-1)!.types.at(-1)).toBe(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED);
+      return { tasks, events };
     });
+  }
+
+  test('Slack answered the post fast: the deciding task updates Slack, archives and ends', async () => {
+    const { tasks } = await approvedAfterPost(SLOW_SLACK_MS - 1);
+    // Start: the post ran locally in the first task (no activity task); the click: one task that ends it all.
+    expect(tasks.map((t) => t.localActivities)).toEqual([
+      ['postRequestMessage'],
+      ['updateRequestMessage', 'archiveRequest'],
+    ]);
+    expect(tasks[1]!.types).not.toContain(EventType.EVENT_TYPE_TIMER_STARTED);
+  });
+
+  test('Slack answered the post slowly: the decision is recorded alone, then Slack updated', async () => {
+    const { tasks, events } = await approvedAfterPost(SLOW_SLACK_MS);
+    // The click: a task with no local activity, so it completes (and the waiting agent hears) without waiting for
+    // Slack, with a 1 ms timer; the next one updates the message, archives and ends.
+    expect(tasks.map((t) => t.localActivities)).toEqual([
+      ['postRequestMessage'],
+      [],
+      ['updateRequestMessage', 'archiveRequest'],
+    ]);
+    expect(tasks[1]!.types).toEqual(
+      expect.arrayContaining([
+        EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+        EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+        EventType.EVENT_TYPE_TIMER_STARTED,
+      ]),
+    );
+    // The view the deciding task wrote is the decision, before Slack was asked to show it.
+    const converter = env.client.options.loadedDataConverter.payloadConverter;
+    const decided = events.findIndex((e) => {
+      const memo = e.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields?.[VIEW_MEMO_KEY];
+      return memo && converter.fromPayload<RequestView>(memo).status === 'approved';
+    });
+    const updated = events.findIndex((e) =>
+      Buffer.from(e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data ?? [])
+        .toString()
+        .includes('"updateRequestMessage"'),
+    );
+    expect(decided).toBeGreaterThan(0);
+    expect(updated).toBeGreaterThan(decided);
   });
 
   test('a local attempt that fails retryably goes on as a normal activity; a permanent failure does not', async () => {

@@ -27,6 +27,7 @@ import {
 } from '../../workflows/messages.js';
 import type { approvalWorkflow } from '../../workflows/approval.js';
 import { makePlan, makeRequest } from '../fixtures/plans.js';
+import { eventually as untilDefined } from '../helpers/eventually.js';
 import {
   approvalInput,
   eventRecorder,
@@ -632,11 +633,10 @@ describe('the memo', () => {
       // Both decided, then both seen closed, before either result is awaited: awaiting a result skips the clock, to
       // the other's expiry while its task after the decision (the final Slack update and the archive) still runs.
       for (const handle of [small, large]) await handle.executeUpdate(approveUpdate, { args: [{ userId: 'U_ALICE' }] });
-      for (const handle of [small, large])
-        await eventually(
-          () => handle.describe(),
-          (d) => d.status.name !== 'RUNNING',
-        );
+      for (const handle of [small, large]) {
+        const closed = async () => ((await handle.describe()).status.name === 'RUNNING' ? undefined : true);
+        await untilDefined(closed, { timeoutMs: 15_000, intervalMs: 20, what: 'the request closed' });
+      }
       await Promise.all([small.result(), large.result()]);
       const memos = async (handle: Handle) =>
         ((await handle.fetchHistory()).events ?? [])

@@ -9,6 +9,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { approvalWorkflow } from '../../workflows/approval.js';
+import { SLOW_SLACK_MS } from '../../workflows/request.js';
 import {
   adminDecisionUpdate,
   approveSignal,
@@ -198,6 +199,31 @@ export const SCENARIOS: Scenario[] = [
       notification: { slack: 'failed', error: 'chat.postMessage failed: channel_not_found' },
     },
     covers: ['EVENT_TYPE_MARKER_RECORDED', 'EVENT_TYPE_TIMER_FIRED'],
+  },
+  {
+    name: 'slow-slack',
+    // Slack took SLOW_SLACK_MS to take the post: the decision is recorded in a task of its own (a 1 ms timer), and
+    // the final update and the archive run in the next.
+    mocks: () => {
+      const base = mockActivities();
+      return {
+        ...base,
+        activities: {
+          ...base.activities,
+          postRequestMessage: async (input) => ({
+            ...(await base.activities.postRequestMessage(input)),
+            postMs: SLOW_SLACK_MS,
+          }),
+        },
+      };
+    },
+    input: (env) => approvalInput(env),
+    async drive(_env, handle) {
+      await posted(handle);
+      await handle.signal(approveSignal, { userId: 'U_ALICE', ...clickFrom('U_ALICE', 'a') });
+    },
+    final: { status: 'approved', decidedBy: 'U_ALICE', notification: { slack: 'posted' } },
+    covers: ['EVENT_TYPE_TIMER_STARTED', 'EVENT_TYPE_TIMER_FIRED'],
   },
   {
     name: 'slack-down',
