@@ -164,6 +164,8 @@ export async function startHarness(
     tracing?: Tracing;
     /** The worker announces state changes here and the API hears them (gateway/events.ts); else history only. */
     changes?: ChangeFeed;
+    /** The fake Slack answers every Web API call after this many ms (real Slack takes 50–300). */
+    slackLatencyMs?: number;
   } = {},
 ): Promise<Harness> {
   const address = opts.temporalAddress ?? process.env.TEMPORAL_TEST_ADDRESS;
@@ -171,7 +173,7 @@ export async function startHarness(
   const dir = await mkdtemp(join(tmpdir(), 'guard-it-'));
   const policyPath = join(dir, 'policy.yaml');
   await writeFile(policyPath, opts.policy ?? TEST_POLICY);
-  const fakeSlack = await startFakeSlack();
+  const fakeSlack = await startFakeSlack({ latencyMs: opts.slackLatencyMs ?? 0 });
   const config = loadConfig({
     NODE_ENV: 'test',
     PORT: '0',

@@ -2,6 +2,9 @@
  * Slack misbehaving: rate limits (429 + Retry-After), outages (5xx for a while) and permanent errors. Decisions
  * never wait for Slack, nothing is lost, and the message ends up right once Slack answers again.
  */
+import proto from '@temporalio/proto';
+import { workflowIdOf } from '../../gateway/ids.js';
+import { VIEW_MEMO_KEY } from '../../workflows/messages.js';
 import { approvedBy, policyYaml } from './fixtures.js';
 import { startHarness, type Harness } from './harness.js';
 import { actionIds, counter, eventually, textOf, waitForMessage } from './slack-support.js';
@@ -127,5 +130,65 @@ describe('permanent Slack errors', () => {
     expect(updates.map((c) => (c.response as { ok: boolean }).ok)).toEqual([false, true]);
     expect(textOf(done)).toContain('Approvals: 2 of 2');
     await eventually(async () => (await slackCalls('chat.update', 'error')) >= 1);
+  });
+});
+
+describe('Slack slow (every Web API call answered after 300 ms)', () => {
+  const LATENCY_MS = 300;
+  let slow: Harness;
+  beforeAll(async () => {
+    slow = await startHarness({ policy: POLICY, slackLatencyMs: LATENCY_MS });
+  }, 60_000);
+  afterAll(async () => {
+    await slow?.close();
+  });
+
+  test('the agent hears the decision before Slack answers the update; the message shows it after', async () => {
+    const req = await slow.create('simple');
+    await waitForMessage(slow, req.requestId);
+    const waiting = slow
+      .get(`/api/guard/wait?token=${encodeURIComponent(req.token)}&timeoutSec=20`)
+      .then((res) => ({ body: res.body, at: Date.now() }));
+    // The long-poll is held before the click.
+    await new Promise((done) => setTimeout(done, 100));
+    expect(await slow.clickOutcome('approve', req.requestId, 'U0ALICE')).toMatchObject({
+      ok: true,
+      status: 'approved',
+    });
+    const told = await waiting;
+    expect(told.body).toMatchObject({ status: 'approved' });
+    const m = await waitForMessage(slow, req.requestId, (x) => textOf(x).includes('*Approved* by <@U0ALICE>'));
+    const update = slow.fakeSlack.callsOf('chat.update').find((c) => c.args.ts === m.ts);
+    // Slack took the update after the agent was told, or answered it LATENCY_MS after it arrived: either way the
+    // agent did not wait for Slack's answer.
+    expect(told.at).toBeLessThan(update!.at + LATENCY_MS);
+
+    // The history: the decision's memo, then the 1 ms timer's firing, then the update's and the archive's markers.
+    const { EventType } = proto.temporal.api.enums.v1;
+    const handle = slow.client.workflow.getHandle(workflowIdOf(req.requestId));
+    await handle.result();
+    const events = (await handle.fetchHistory()).events ?? [];
+    const converter = slow.client.options.loadedDataConverter.payloadConverter;
+    const decidedAt = events.findIndex((e) => {
+      const memo = e.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields?.[VIEW_MEMO_KEY];
+      return memo && (converter.fromPayload(memo) as { status?: string } | null)?.status === 'approved';
+    });
+    const firedAt = events.findIndex((e) => Number(e.eventType) === EventType.EVENT_TYPE_TIMER_FIRED);
+    const markers = events.flatMap((e, i) => {
+      const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
+      return data
+        ? [{ i, type: (JSON.parse(Buffer.from(data).toString()) as { activity_type: string }).activity_type }]
+        : [];
+    });
+    expect(decidedAt).toBeGreaterThan(0);
+    expect(firedAt).toBeGreaterThan(decidedAt);
+    // (In the order they finished: the archive first, Slack being slow.)
+    expect(
+      markers
+        .filter((x) => x.i > firedAt)
+        .map((x) => x.type)
+        .sort(),
+    ).toEqual(['archiveRequest', 'updateRequestMessage']);
+    expect(markers.filter((x) => x.i < firedAt).map((x) => x.type)).toEqual(['postRequestMessage']);
   });
 });
