@@ -49,7 +49,7 @@ const USAGE = `usage: npm run load-sim -- [options]
   --signing-secret S  Slack signing secret of the API at --url (default $SLACK_SIGNING_SECRET)
   --audit-file F      audit file of the API at --url (for escalation times)
   --env KEY=VALUE     extra environment for the service's processes (repeatable)
-  --slack-latency MS  the fake Slack answers each Web API call after MS (default 0; real Slack takes 50-300)
+  --slack-latency MS  the fake Slack answers each Web API call after MS (default 0; real Slack: tens to hundreds)
   --profile           write V8 CPU profiles of the API and worker next to the result
   --label TEXT        recorded in the result (e.g. "before", "after")
   --out FILE          result path (default bench/results/load-sim-<time>.json)

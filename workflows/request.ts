@@ -37,8 +37,8 @@ const { guard } = proxySinks<GuardSinks>();
 export const MAX_CLICK_IDS = 1_000;
 /**
  * Slack took at least this long to take the request's post: its decision is recorded in a task of its own, before
- * the Slack update (`afterDecisionRecorded`). Real Slack takes 50–300 ms; a Slack-compatible endpoint next to the
- * worker answers in a few.
+ * the Slack update (`afterDecisionRecorded`). Real Slack takes tens to hundreds of ms; a Slack-compatible endpoint
+ * next to the worker answers in a few.
  */
 export const SLOW_SLACK_MS = 50;
 const MAX_CLICK_ID_CHARS = 200;
@@ -166,9 +166,9 @@ export class ApprovalRequest {
    * task's commands (the memo and search attributes that say "approved") reach the server only when the task
    * completes, and a task that runs local activities completes after the last of them: in the deciding task, the
    * Slack update holds the waiting agent for Slack's answer (tens to hundreds of ms, up to the local attempt's 5 s
-   * when Slack is slow). Splitting costs a timer and a workflow task (about 15–30 % more CPU and 6 database operations
-   * per approval, docs/performance.md "The decision before Slack"), so it is done when it saves more than that: a
-   * message to update on a Slack that answered the post slowly.
+   * when Slack is slow). Splitting costs a timer and a workflow task (3–30 % more CPU and 6–7 database operations
+   * per approval in the runs measured, docs/performance.md "The decision before Slack"), so it is done when it saves
+   * more than that: a message to update on a Slack that answered the post slowly.
    */
   get splitsDecision(): boolean {
     return this.slackSlow && this.slackRef !== null;

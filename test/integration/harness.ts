@@ -164,7 +164,7 @@ export async function startHarness(
     tracing?: Tracing;
     /** The worker announces state changes here and the API hears them (gateway/events.ts); else history only. */
     changes?: ChangeFeed;
-    /** The fake Slack answers every Web API call after this many ms (real Slack takes 50–300). */
+    /** The fake Slack answers every Web API call after this many ms (real Slack: tens to hundreds). */
     slackLatencyMs?: number;
   } = {},
 ): Promise<Harness> {
