@@ -17,12 +17,12 @@ type Name = keyof Activities;
 /**
  * Every side effect runs first as a **local activity**: in the worker, inside the workflow task that asked for it,
  * its result recorded with that task's completion. That saves the server an activity task (schedule, dispatch,
- * start, complete) and the workflow task that would take its result: with Slack answering, a request costs three
- * workflow tasks (start, decision, then the decision's Slack update and archive: the deciding task runs none, so the
- * waiting agent does not wait for Slack) instead of five (docs/performance.md). A local activity holds its workflow
- * task, and with it every message and timer of the request, so it gets one attempt of at most 5 s; if that fails for
- * a reason retrying might fix (Slack down, rate limited, slow), the call goes on as a normal activity with the long
- * budget below, and the request is free meanwhile. A permanent failure is final either way.
+ * start, complete) and the workflow task that would take its result: with Slack answering, a request costs two
+ * workflow tasks (start and decision) instead of five, and three on a slow Slack, where the decision's Slack update
+ * and archive get a task of their own (`ApprovalRequest.splitsDecision`; docs/performance.md). A local activity holds
+ * its workflow task, and with it every message and timer of the request, so it gets one attempt of at most 5 s; if
+ * that fails for a reason retrying might fix (Slack down, rate limited, slow), the call goes on as a normal activity
+ * with the long budget below, and the request is free meanwhile. A permanent failure is final either way.
  */
 const LOCAL: LocalActivityOptions = {
   startToCloseTimeout: '5s',

@@ -60,8 +60,16 @@ export class ApprovalRequest {
   private inFlight = 0;
   /** The view the memo holds, as JSON. */
   private memoJson: string;
-  /** Slack answered the post in SLOW_SLACK_MS or more: a decision goes to Temporal before the Slack update. */
-  slackSlow = false;
+  /**
+   * True when the decision's side effects (the final Slack update, the archive) wait for a task of their own: set when
+   * Slack took SLOW_SLACK_MS or more to take the post. A task's commands (the memo and search attributes that say
+   * "approved") reach the server only when the task completes, and a task that runs local activities completes after
+   * the last of them: in the deciding task, the Slack update holds the waiting agent for Slack's answer (tens to
+   * hundreds of ms, up to the local attempt's 5 s when Slack is slow). Splitting costs a timer and a workflow task
+   * (3–30 % more CPU and 6–7 database operations per approval in the runs measured; docs/performance.md, "The
+   * decision before Slack"), so it is done when it saves more than that: a message to update on a slow Slack.
+   */
+  splitsDecision = false;
   /** Set once decided, when split: resolves in the workflow task after the one that recorded the decision. */
   private decisionRecorded: Promise<void> | null = null;
 
@@ -159,19 +167,6 @@ export class ApprovalRequest {
 
   notify(notification: Notification): void {
     this.attempt({ type: 'notify', notification }, nowIso());
-  }
-
-  /**
-   * True when the decision's side effects (the final Slack update, the archive) wait for a task of their own. A
-   * task's commands (the memo and search attributes that say "approved") reach the server only when the task
-   * completes, and a task that runs local activities completes after the last of them: in the deciding task, the
-   * Slack update holds the waiting agent for Slack's answer (tens to hundreds of ms, up to the local attempt's 5 s
-   * when Slack is slow). Splitting costs a timer and a workflow task (3–30 % more CPU and 6–7 database operations
-   * per approval in the runs measured, docs/performance.md "The decision before Slack"), so it is done when it saves
-   * more than that: a message to update on a Slack that answered the post slowly.
-   */
-  get splitsDecision(): boolean {
-    return this.slackSlow && this.slackRef !== null;
   }
 
   /** Resolves in the workflow task after the deciding one: a 1 ms timer ends that task first. One per request. */

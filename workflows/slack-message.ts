@@ -50,7 +50,7 @@ function post(req: ApprovalRequest, state: RequestState): Promise<PostOutcome> {
       // The address first: the view recorded with the notification then says where the message is.
       if (outcome.slack === 'posted') {
         req.slackRef = { channel: outcome.channel, ts: outcome.ts };
-        req.slackSlow = (outcome.postMs ?? 0) >= SLOW_SLACK_MS;
+        req.splitsDecision = (outcome.postMs ?? 0) >= SLOW_SLACK_MS;
       }
       return outcome;
     },

@@ -5,6 +5,7 @@
 import proto from '@temporalio/proto';
 import { workflowIdOf } from '../../gateway/ids.js';
 import { VIEW_MEMO_KEY } from '../../workflows/messages.js';
+import { localActivityType } from '../helpers/history.js';
 import { approvedBy, policyYaml } from './fixtures.js';
 import { startHarness, type Harness } from './harness.js';
 import { actionIds, counter, eventually, textOf, waitForMessage } from './slack-support.js';
@@ -175,10 +176,8 @@ describe('Slack slow (every Web API call answered after 300 ms)', () => {
     });
     const firedAt = events.findIndex((e) => Number(e.eventType) === EventType.EVENT_TYPE_TIMER_FIRED);
     const markers = events.flatMap((e, i) => {
-      const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
-      return data
-        ? [{ i, type: (JSON.parse(Buffer.from(data).toString()) as { activity_type: string }).activity_type }]
-        : [];
+      const type = localActivityType(e);
+      return type ? [{ i, type }] : [];
     });
     expect(decidedAt).toBeGreaterThan(0);
     expect(firedAt).toBeGreaterThan(decidedAt);

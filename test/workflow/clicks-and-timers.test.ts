@@ -22,6 +22,7 @@ import {
   type RequestView,
 } from '../../workflows/messages.js';
 import { makePlan } from '../fixtures/plans.js';
+import { localActivityType } from '../helpers/history.js';
 import { approvalInput, eventually, mockActivities, SLACK_REF, useSuite, withWorker } from './harness.js';
 
 let env: TestWorkflowEnvironment;
@@ -69,9 +70,8 @@ function workflowTasks(events: HistoryEvent[]): Array<{ types: number[]; localAc
     if (!open) continue;
     const task = tasks.at(-1)!;
     task.types.push(type);
-    const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
-    if (data)
-      task.localActivities.push((JSON.parse(Buffer.from(data).toString()) as { activity_type: string }).activity_type);
+    const activity = localActivityType(e);
+    if (activity) task.localActivities.push(activity);
   }
   return tasks;
 }
@@ -312,11 +312,7 @@ describe('timers and the end of a request', () => {
       const memo = e.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields?.[VIEW_MEMO_KEY];
       return memo && converter.fromPayload<RequestView>(memo).status === 'approved';
     });
-    const updated = events.findIndex((e) =>
-      Buffer.from(e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data ?? [])
-        .toString()
-        .includes('"updateRequestMessage"'),
-    );
+    const updated = events.findIndex((e) => localActivityType(e) === 'updateRequestMessage');
     expect(decided).toBeGreaterThan(0);
     expect(updated).toBeGreaterThan(decided);
   });
